@@ -1,0 +1,42 @@
+//! Builds the shared state and the router, binds the listener, and serves until told to stop.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::net::TcpListener;
+
+use crate::{config::Config, http, service::Services};
+
+pub type AppState = Arc<Services>;
+
+/// A server bound to its address but not yet serving; `local_addr` is the real port (tests bind port 0).
+pub struct Application {
+    listener: TcpListener,
+    services: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let bind = config.bind;
+        let services = Services::start(config).await?;
+        let listener = TcpListener::bind(bind).await?;
+        Ok(Self { listener, services })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn services(&self) -> &AppState {
+        &self.services
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let sync = self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
+        let router = http::router(self.services.clone());
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sync.abort();
+        served
+    }
+}

@@ -1,0 +1,258 @@
+//! Every setting, read once from the environment (API.md lists them).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use zeroize::Zeroizing;
+
+/// How access tokens are signed.
+#[derive(Clone)]
+pub enum JwtSigning {
+    /// Ed25519 keys generated on first start and sealed in the database.
+    EdDsa,
+    /// A shared secret of at least 256 bits, for deployments whose resource servers cannot do EdDSA.
+    Hs256(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for JwtSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EdDsa => f.write_str("EdDSA"),
+            Self::Hs256(_) => f.write_str("HS256(<redacted>)"),
+        }
+    }
+}
+
+/// Where the 32-byte key that seals secrets at rest comes from.
+#[derive(Clone)]
+pub enum SecretKeySource {
+    Inline(Zeroizing<[u8; 32]>),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SecretKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("LATCHKEY_SECRET_KEY(<redacted>)"),
+            Self::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub session_idle: Duration,
+    pub password_min_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    /// How many password hashes may run at once; the rest queue.
+    pub hash_concurrency: usize,
+    pub secret_key: SecretKeySource,
+    pub jwt_signing: JwtSigning,
+    /// How often each instance re-reads revoked sessions written by other instances.
+    pub revocation_poll: Duration,
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://latchkey.db".into(),
+            issuer: "http://localhost:8080".into(),
+            audience: "latchkey".into(),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(604_800),
+            session_idle: Duration::from_secs(86_400),
+            password_min_length: 12,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            secret_key: SecretKeySource::File(PathBuf::from("latchkey.key")),
+            jwt_signing: JwtSigning::EdDsa,
+            revocation_poll: Duration::from_millis(500),
+            log_json: false,
+        }
+    }
+}
+
+/// The `LATCHKEY_*` names this build understands; any other is reported at start-up as a likely typo.
+const KNOWN: &[&str] = &[
+    "LATCHKEY_BIND",
+    "LATCHKEY_DATABASE_URL",
+    "LATCHKEY_ISSUER",
+    "LATCHKEY_AUDIENCE",
+    "LATCHKEY_ACCESS_TTL_SECONDS",
+    "LATCHKEY_REFRESH_TTL_SECONDS",
+    "LATCHKEY_SESSION_IDLE_SECONDS",
+    "LATCHKEY_PASSWORD_MIN_LENGTH",
+    "LATCHKEY_ARGON2_MEMORY_KIB",
+    "LATCHKEY_ARGON2_ITERATIONS",
+    "LATCHKEY_HASH_CONCURRENCY",
+    "LATCHKEY_SECRET_KEY",
+    "LATCHKEY_KEY_FILE",
+    "LATCHKEY_JWT_ALG",
+    "LATCHKEY_JWT_HS256_SECRET",
+    "LATCHKEY_REVOCATION_POLL_MS",
+    "LATCHKEY_LOG_FORMAT",
+];
+
+impl Config {
+    /// Reads the process environment over the defaults.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Names that look like settings but are not ones Latchkey knows.
+    pub fn unknown_env_names() -> Vec<String> {
+        std::env::vars()
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("LATCHKEY_") && !KNOWN.contains(&name.as_str()))
+            .filter(|name| !name.starts_with("LATCHKEY_TEST_"))
+            .collect()
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut c = Self::default();
+        let parse = |name: &str| -> anyhow::Result<Option<u64>> {
+            get(name)
+                .map(|v| v.trim().parse::<u64>().with_context(|| format!("{name} must be a whole number, got {v:?}")))
+                .transpose()
+        };
+        let secs = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            match parse(name)? {
+                Some(0) => bail!("{name} must be greater than 0"),
+                Some(n) => Ok(Duration::from_secs(n)),
+                None => Ok(default),
+            }
+        };
+
+        if let Some(bind) = get("LATCHKEY_BIND") {
+            c.bind = bind.parse().with_context(|| format!("LATCHKEY_BIND must be host:port, got {bind:?}"))?;
+        }
+        if let Some(url) = get("LATCHKEY_DATABASE_URL") {
+            c.database_url = url;
+        }
+        if let Some(issuer) = get("LATCHKEY_ISSUER") {
+            c.issuer = issuer;
+        }
+        if let Some(aud) = get("LATCHKEY_AUDIENCE") {
+            c.audience = aud;
+        }
+        c.access_ttl = secs("LATCHKEY_ACCESS_TTL_SECONDS", c.access_ttl)?;
+        c.refresh_ttl = secs("LATCHKEY_REFRESH_TTL_SECONDS", c.refresh_ttl)?;
+        c.session_idle = secs("LATCHKEY_SESSION_IDLE_SECONDS", c.session_idle)?;
+        if let Some(n) = parse("LATCHKEY_PASSWORD_MIN_LENGTH")? {
+            if !(8..=256).contains(&n) {
+                bail!("LATCHKEY_PASSWORD_MIN_LENGTH must be between 8 and 256");
+            }
+            c.password_min_length = n as usize;
+        }
+        if let Some(n) = parse("LATCHKEY_ARGON2_MEMORY_KIB")? {
+            c.argon2_memory_kib = u32::try_from(n).context("LATCHKEY_ARGON2_MEMORY_KIB is too large")?;
+        }
+        if let Some(n) = parse("LATCHKEY_ARGON2_ITERATIONS")? {
+            c.argon2_iterations = u32::try_from(n).context("LATCHKEY_ARGON2_ITERATIONS is too large")?;
+        }
+        if let Some(n) = parse("LATCHKEY_HASH_CONCURRENCY")? {
+            c.hash_concurrency = (n as usize).max(1);
+        }
+        if let Some(ms) = parse("LATCHKEY_REVOCATION_POLL_MS")? {
+            c.revocation_poll = Duration::from_millis(ms.max(50));
+        }
+        if let Some(hex_key) = get("LATCHKEY_SECRET_KEY") {
+            c.secret_key = SecretKeySource::Inline(parse_secret_key(&hex_key)?);
+        } else if let Some(path) = get("LATCHKEY_KEY_FILE") {
+            c.secret_key = SecretKeySource::File(PathBuf::from(path));
+        }
+        c.jwt_signing = match get("LATCHKEY_JWT_ALG").as_deref().map(str::trim) {
+            None | Some("EdDSA") => JwtSigning::EdDsa,
+            Some("HS256") => {
+                let secret = get("LATCHKEY_JWT_HS256_SECRET")
+                    .context("LATCHKEY_JWT_ALG=HS256 needs LATCHKEY_JWT_HS256_SECRET (64+ hex characters)")?;
+                JwtSigning::Hs256(parse_hs256_secret(&secret)?)
+            }
+            Some(other) => bail!("LATCHKEY_JWT_ALG must be EdDSA or HS256, got {other:?}"),
+        };
+        c.log_json = match get("LATCHKEY_LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => bail!("LATCHKEY_LOG_FORMAT must be text or json, got {other:?}"),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, 1, None)
+            .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
+        if self.access_ttl > self.refresh_ttl {
+            bail!("LATCHKEY_ACCESS_TTL_SECONDS must not exceed LATCHKEY_REFRESH_TTL_SECONDS");
+        }
+        Ok(())
+    }
+}
+
+/// `LATCHKEY_SECRET_KEY`: exactly 32 bytes as hex, as `openssl rand -hex 32` prints them.
+pub fn parse_secret_key(text: &str) -> anyhow::Result<Zeroizing<[u8; 32]>> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text.trim(), key.as_mut_slice())
+        .map_err(|_| anyhow::anyhow!("the secret key must be 64 hex characters (openssl rand -hex 32)"))?;
+    Ok(key)
+}
+
+/// RFC 8725 §3.5: an HMAC key must be random and at least as long as the hash output.
+fn parse_hs256_secret(text: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let bytes = Zeroizing::new(
+        hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("LATCHKEY_JWT_HS256_SECRET must be hex (openssl rand -hex 32)"))?,
+    );
+    if bytes.len() < 32 {
+        bail!("LATCHKEY_JWT_HS256_SECRET must hold at least 32 random bytes (64 hex characters)");
+    }
+    let distinct = bytes.iter().collect::<std::collections::HashSet<_>>().len();
+    if distinct < 8 {
+        bail!("LATCHKEY_JWT_HS256_SECRET does not look random; generate it with openssl rand -hex 32");
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_lookup(env(&[])).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.access_ttl.as_secs(), 900);
+        assert_eq!(c.refresh_ttl.as_secs(), 604_800);
+        assert_eq!(c.password_min_length, 12);
+        assert!(matches!(c.jwt_signing, JwtSigning::EdDsa));
+    }
+
+    #[test]
+    fn weak_hs256_secrets_are_refused() {
+        let short = env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", "00112233445566778899aabbccddeeff")]);
+        assert!(Config::from_lookup(short).is_err());
+        let repeated = env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", &"61".repeat(32))]);
+        assert!(Config::from_lookup(repeated).is_err());
+    }
+
+    #[test]
+    fn bad_numbers_name_the_setting() {
+        let err = Config::from_lookup(env(&[("LATCHKEY_ACCESS_TTL_SECONDS", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("LATCHKEY_ACCESS_TTL_SECONDS"));
+    }
+}

@@ -1,0 +1,8 @@
+//! Pure logic: no HTTP, no SQL. Everything here is unit-tested without I/O.
+
+pub mod identity;
+pub mod password;
+pub mod random;
+pub mod roles;
+pub mod seal;
+pub mod tokens;

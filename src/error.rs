@@ -1,0 +1,79 @@
+//! What can go wrong in a flow, said without HTTP; `http::error` maps each case to a status and a code.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Unknown user or wrong password: one answer for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("no bearer token")]
+    MissingToken,
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("wrong current password")]
+    WrongPassword,
+    #[error("inactive user")]
+    InactiveUser,
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {code}")]
+    Conflict { code: &'static str, message: &'static str },
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("weak password")]
+    WeakPassword(FieldError),
+    #[error("too many requests")]
+    TooManyRequests { code: &'static str, retry_after: Duration },
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError { field, message: message.into() }])
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        if is_connectivity(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Error::Unavailable
+        } else {
+            Error::Internal(anyhow::Error::new(err).context("database query failed"))
+        }
+    }
+}
+
+/// Failures that mean "the database cannot be reached right now", which clients should retry, as
+/// opposed to a query that is wrong.
+fn is_connectivity(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: 08xxx connection exceptions, 57P0x shutdowns, 53xxx out of resources.
+            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED after the busy timeout.
+            code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "5" || code == "6"
+        }
+        _ => false,
+    }
+}

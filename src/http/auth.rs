@@ -1,0 +1,216 @@
+//! `/api/v1/auth/*`: register, login, refresh, logout, me, change-password.
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::{get, post}};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    error::{ApiError, ErrorBody},
+    extract::{ClientInfo, CurrentUser, Json, LoginBody, LoginRequest, PasswordGrant},
+};
+use crate::{
+    app::AppState,
+    clock,
+    domain::roles::Role,
+    service::{accounts::NewAccount, sessions::IssuedTokens},
+    store::users::UserRecord,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+        .route("/auth/me", get(me))
+        .route("/auth/change-password", post(change_password))
+}
+
+/// An account as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+    #[schema(example = "ana")]
+    pub username: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+    pub mfa_enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+impl From<UserRecord> for User {
+    fn from(u: UserRecord) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            username: u.username,
+            role: u.role,
+            is_active: u.is_active,
+            mfa_enabled: u.mfa_enabled,
+            created_at: clock::from_ms(u.created_at),
+            last_login_at: u.last_login_at.map(clock::from_ms),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenPair {
+    /// A JWT (`typ: at+jwt`) for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque; spent by its first use at `/auth/refresh`.
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: i64,
+    pub mfa_required: bool,
+}
+
+impl From<IssuedTokens> for TokenPair {
+    fn from(t: IssuedTokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            mfa_required: false,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+    /// At least 12 characters, not easy to guess, not containing the email or username.
+    pub password: String,
+    /// Optional: 3–32 of `a-z 0-9 _ . -`.
+    pub username: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisterResponse {
+    pub user: User,
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and signed in", body = RegisterResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "`email_taken` or `username_taken`", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `weak_password`, with details", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+async fn register(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let new = NewAccount { email: &body.email, username: body.username.as_deref(), password: &body.password };
+    let (user, tokens) = app.register(new, &client).await?;
+    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: user.into(), tokens: tokens.into() })))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(description = "JSON, or the OAuth2 password grant as a form", content(
+        (LoginRequest = "application/json"),
+        (PasswordGrant = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 400, description = "Malformed body or grant type", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown user or wrong password, one answer", body = ErrorBody),
+        (status = 403, description = "`inactive_user`, after a correct password", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+async fn login(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    LoginBody(body): LoginBody,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    Ok(axum::Json(app.login(&body.username, &body.password, &client).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the presented refresh token is spent", body = TokenPair),
+        (status = 401, description = "`invalid_token`: unknown, spent (the session is then revoked), expired or idle", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+async fn refresh(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<RefreshRequest>,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    Ok(axum::Json(app.refresh(&body.refresh_token, &client).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = []), ("password" = [])),
+    responses((status = 204, description = "This session's tokens stop working"), (status = 401, body = ErrorBody)))]
+async fn logout(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+) -> Result<StatusCode, ApiError> {
+    app.logout(&auth, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = []), ("password" = [])),
+    responses((status = 204, description = "Every session of the user ends"), (status = 401, body = ErrorBody)))]
+async fn logout_all(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+) -> Result<StatusCode, ApiError> {
+    app.logout_all(&auth, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, body = User), (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody)))]
+async fn me(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<User>, ApiError> {
+    Ok(axum::Json(app.user(auth.sub).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
+    security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 204, description = "Changed; every other session of the user ends"),
+        (status = 400, description = "`wrong_password`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "`weak_password`", body = ErrorBody),
+    ))]
+async fn change_password(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    app.change_password(&auth, &body.current_password, &body.new_password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,136 @@
+//! Extractors: JSON bodies that fail in the API's error shape, the bearer-authenticated caller, the
+//! client's address and user agent, and the login body (JSON or the OAuth2 password grant form).
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, rejection::JsonRejection},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use crate::{
+    app::AppState,
+    domain::tokens::AccessClaims,
+    error::Error,
+    service::{Client, audit::truncate_user_agent},
+};
+
+/// `axum::Json`, with its rejections turned into API errors.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "The body is not valid JSON.")
+        }
+        JsonRejection::JsonDataError(e) => data_error(&e.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "The request body could not be read."),
+    }
+}
+
+/// serde says "missing field `email`" or "invalid type: integer `5`, expected a string"; name the field
+/// where serde does, without echoing the client's values back.
+fn data_error(text: &str) -> ApiError {
+    let quoted = |marker: &str| {
+        text.split_once(marker).and_then(|(_, rest)| rest.split('`').next()).map(str::to_string)
+    };
+    if let Some(field) = quoted("missing field `") {
+        return ApiError::validation(&field, format!("The field {field} is required."));
+    }
+    if let Some(field) = quoted("unknown field `") {
+        return ApiError::validation(&field, format!("The field {field} is not accepted here."));
+    }
+    ApiError::validation("body", "A field has the wrong type or format.")
+}
+
+/// A caller with a valid, unrevoked bearer access token.
+pub struct CurrentUser(pub AccessClaims);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or(Error::MissingToken)?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or(Error::InvalidToken)?;
+        Ok(Self(state.authenticate(token)?))
+    }
+}
+
+/// The socket peer and user agent of a request.
+pub struct ClientInfo(pub Client);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts.headers.get(header::USER_AGENT).map(|v| truncate_user_agent(&String::from_utf8_lossy(v.as_bytes())));
+        Ok(Self(Client { ip, user_agent }))
+    }
+}
+
+/// `POST /auth/login` as JSON: `username` is an email or a username.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    #[schema(example = "ana@example.com")]
+    pub username: String,
+    pub password: String,
+}
+
+/// The OAuth2 password grant (RFC 6749 §4.3), as Swagger UI's Authorize button sends it.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordGrant {
+    /// Must be `password`.
+    pub grant_type: String,
+    pub username: String,
+    pub password: String,
+    /// Accepted and ignored: the password grant is a first-party login only.
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// A login body in either of its two accepted encodings.
+pub struct LoginBody(pub LoginRequest);
+
+impl<S: Send + Sync> FromRequest<S> for LoginBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            let bytes = axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|r| ApiError::for_status(r.status()))?;
+            let grant: PasswordGrant = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "The form needs grant_type, username and password."))?;
+            if grant.grant_type != "password" {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Only grant_type=password is supported here."));
+            }
+            return Ok(Self(LoginRequest { username: grant.username, password: grant.password }));
+        }
+        let Json(body) = Json::<LoginRequest>::from_request(req, state).await?;
+        Ok(Self(body))
+    }
+}

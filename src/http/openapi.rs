@@ -1,0 +1,48 @@
+//! The OpenAPI document and Swagger UI (vendored into the binary, nothing fetched at run time).
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme},
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{auth, error, extract, ops, sessions};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey", description = "Self-hosted authentication: accounts, sessions, JWT access tokens."),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me, auth::change_password,
+        sessions::list, sessions::revoke, sessions::own_audit,
+        ops::healthz, ops::readyz, ops::jwks,
+    ),
+    components(schemas(error::ErrorBody, error::FieldDetail, extract::LoginRequest, extract::PasswordGrant)),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Accounts, login and tokens"),
+        (name = "sessions", description = "The caller's sessions and security log"),
+        (name = "operations", description = "Health, readiness, keys"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Bearer tokens, and the password grant so that Swagger UI's Authorize button can sign in.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "password",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new("/api/v1/auth/login", Scopes::new()))])),
+        );
+    }
+}
+
+pub fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+}

@@ -1,0 +1,192 @@
+//! Accounts: registration, password login, password change, and operator-created users.
+
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+    sessions::IssuedTokens,
+};
+use crate::{
+    clock,
+    domain::{
+        identity::{self, LoginIdentifier},
+        password::{Hasher, Verification},
+        roles::Role,
+        tokens::AccessClaims,
+    },
+    error::{Error, FieldError, Result},
+    store::users::{self, UserRecord},
+};
+
+pub struct NewAccount<'a> {
+    pub email: &'a str,
+    pub username: Option<&'a str>,
+    pub password: &'a str,
+}
+
+/// How an operator-created account gets its password.
+pub enum InitialPassword<'a> {
+    Plain(&'a str),
+    /// An Argon2id, bcrypt or PBKDF2-SHA256 hash imported from another system.
+    Hash(&'a str),
+}
+
+impl Services {
+    /// Self-registration: a `viewer` account, signed in at once.
+    pub async fn register(&self, new: NewAccount<'_>, client: &Client) -> Result<(UserRecord, IssuedTokens)> {
+        let (email, username) = self.validate_account(&new, &InitialPassword::Plain(new.password))?;
+        // email_taken is the documented exception to "no enumeration"; answering it before hashing saves the work.
+        if users::email_exists(self.db.pool(), &email).await? {
+            return Err(Error::Conflict { code: "email_taken", message: "An account with that email already exists." });
+        }
+        let user = self.new_user(email, username, Role::Viewer, self.passwords.hash(new.password).await?);
+        let mut tx = self.db.begin().await?;
+        users::insert(&mut tx, &user).await?;
+        audit::record(&mut tx, client, Event::success("register", user.id)).await?;
+        let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
+        tx.commit().await?;
+        Ok((user, tokens))
+    }
+
+    /// `latchkey user create`: any role, a password or an imported hash.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        username: Option<&str>,
+        role: Role,
+        password: InitialPassword<'_>,
+    ) -> Result<UserRecord> {
+        let plain = match password {
+            InitialPassword::Plain(p) => p,
+            InitialPassword::Hash(_) => "",
+        };
+        let (email, username) = self.validate_account(&NewAccount { email, username, password: plain }, &password)?;
+        let hash = match password {
+            InitialPassword::Plain(p) => self.passwords.hash(p).await?,
+            InitialPassword::Hash(h) => h.to_string(),
+        };
+        let user = self.new_user(email, username, role, hash);
+        let mut tx = self.db.begin().await?;
+        users::insert(&mut tx, &user).await?;
+        let event = Event::success("register", user.id).with("via", "cli").with("role", role.as_str());
+        audit::record(&mut tx, &Client::default(), event).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    fn new_user(&self, email: String, username: Option<String>, role: Role, password_hash: String) -> UserRecord {
+        UserRecord {
+            id: Uuid::new_v4(),
+            email,
+            username,
+            password_hash,
+            role,
+            is_active: true,
+            mfa_enabled: false,
+            created_at: clock::now_ms(),
+            last_login_at: None,
+        }
+    }
+
+    /// Field formats first (422 `validation_failed`), then the password policy (422 `weak_password`).
+    fn validate_account(&self, new: &NewAccount<'_>, password: &InitialPassword<'_>) -> Result<(String, Option<String>)> {
+        let mut problems = Vec::new();
+        let email = identity::normalize_email(new.email)
+            .map_err(|m| problems.push(FieldError { field: "email", message: m.into() }))
+            .ok();
+        let username = match new.username.filter(|u| !u.trim().is_empty()) {
+            None => None,
+            Some(raw) => identity::normalize_username(raw)
+                .map_err(|m| problems.push(FieldError { field: "username", message: m.into() }))
+                .ok(),
+        };
+        let Some(email) = email.filter(|_| problems.is_empty()) else {
+            return Err(Error::Validation(problems));
+        };
+        match password {
+            InitialPassword::Plain(p) => self
+                .passwords
+                .policy
+                .check(p, &email, username.as_deref())
+                .map_err(|message| Error::WeakPassword(FieldError { field: "password", message }))?,
+            InitialPassword::Hash(h) if !Hasher::is_supported_hash(h) => {
+                return Err(Error::invalid_field("password_hash", "Not an Argon2, bcrypt or pbkdf2_sha256 hash."));
+            }
+            InitialPassword::Hash(_) => {}
+        }
+        Ok((email, username))
+    }
+
+    /// Password login. Unknown users cost one Argon2 verification like everyone else and get the same answer.
+    pub async fn login(&self, identifier: &str, password: &str, client: &Client) -> Result<IssuedTokens> {
+        let identifier = LoginIdentifier::parse(identifier);
+        let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
+        let verification = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let (user, rehash) = match (user, verification) {
+            (Some(user), Verification::Match { rehash }) => (user, rehash),
+            (user, _) => {
+                let user_id = user.map(|u| u.id);
+                let mut event = Event::failure("login_failed", user_id).with("reason", "invalid_credentials");
+                if user_id.is_none() {
+                    event = event.with("identifier", identifier.as_str().chars().take(64).collect::<String>());
+                }
+                self.record_alone(client, event).await?;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        if !user.is_active {
+            self.record_alone(client, Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user")).await?;
+            return Err(Error::InactiveUser);
+        }
+        let upgraded = if rehash { Some(self.passwords.hash(password).await?) } else { None };
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        if let Some(hash) = &upgraded {
+            users::set_password_hash(&mut tx, user.id, hash, now).await?;
+        }
+        users::record_login(&mut tx, user.id, now).await?;
+        let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
+        let event = Event::success("login", user.id).with("method", "password").with("hash_upgraded", upgraded.is_some());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// Needs the current password; ends every other session of the user.
+    pub async fn change_password(&self, auth: &AccessClaims, current: &str, new: &str, client: &Client) -> Result<()> {
+        let user = self.user(auth.sub).await?;
+        if !matches!(self.passwords.verify(current, Some(&user.password_hash)).await?, Verification::Match { .. }) {
+            self.record_alone(client, Event::failure("password_changed", Some(user.id)).with("reason", "wrong_password"))
+                .await?;
+            return Err(Error::WrongPassword);
+        }
+        self.passwords
+            .policy
+            .check(new, &user.email, user.username.as_deref())
+            .map_err(|message| Error::WeakPassword(FieldError { field: "new_password", message }))?;
+        let hash = self.passwords.hash(new).await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        users::set_password_hash(&mut tx, user.id, &hash, now).await?;
+        let ended = super::super::store::sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
+        audit::record(&mut tx, client, Event::success("password_changed", user.id).with("sessions_ended", ended.len()))
+            .await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(())
+    }
+
+    /// The user behind a valid token. A token can outlive a deleted user only by its short lifetime.
+    pub async fn user(&self, id: Uuid) -> Result<UserRecord> {
+        users::find_by_id(self.db.pool(), id).await?.ok_or(Error::InvalidToken)
+    }
+
+    /// An audit row for an event that changes nothing else.
+    async fn record_alone(&self, client: &Client, event: Event) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! The flows (register, login, refresh, sessions, ...) over the store and the domain rules. Nothing here
+//! knows about HTTP; handlers and the CLI call these.
+
+pub mod accounts;
+pub mod audit;
+pub mod keys;
+pub mod passwords;
+pub mod revocation;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::{
+    config::Config,
+    domain::{seal::Sealer, tokens::KeyRing},
+    store::Db,
+};
+
+/// Who is on the other end of a request, as recorded in sessions and the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Everything a flow needs, built once at start-up and shared by every request.
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub passwords: passwords::Passwords,
+    pub keys: KeyRing,
+    pub revocations: Arc<revocation::Revocations>,
+}
+
+impl Services {
+    /// Opens and migrates the database, unseals (or creates) the signing key, and loads recent revocations.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        config.validate()?;
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        let sealer = Sealer::new(&*keys::load_secret_key(&config.secret_key)?);
+        let keys = keys::load_key_ring(&config, &db, &sealer).await?;
+        let passwords = passwords::Passwords::new(&config)?;
+        let revocations = Arc::new(revocation::Revocations::new(&config));
+        revocations.sync(&db).await.context("cannot read revoked sessions")?;
+        Ok(Arc::new(Self { config, db, passwords, keys, revocations }))
+    }
+}

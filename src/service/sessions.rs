@@ -1,0 +1,180 @@
+//! Sessions and their tokens: opening one at login, refresh-token rotation with reuse detection, logout,
+//! listing and revoking, and checking an access token on each request.
+
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+};
+use crate::{
+    clock,
+    domain::{
+        random,
+        roles::Role,
+        tokens::{AccessClaims, InvalidToken},
+    },
+    error::{Error, Result},
+    store::{
+        sessions::{self, SessionRecord},
+        users::UserRecord,
+    },
+};
+
+/// What a completed login, registration or refresh hands the client.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+}
+
+impl Services {
+    /// Checks a bearer access token: signature and claims, then that its session has not been revoked.
+    /// No database read: revocations are mirrored in memory.
+    pub fn authenticate(&self, token: &str) -> Result<AccessClaims> {
+        let claims = self.keys.verify(token).map_err(|InvalidToken| Error::InvalidToken)?;
+        if self.revocations.is_revoked(claims.sid) {
+            return Err(Error::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// Creates a session with its first refresh token inside `conn`'s transaction.
+    pub(crate) async fn open_session(
+        &self,
+        conn: &mut AnyConnection,
+        user: &UserRecord,
+        amr: &[&str],
+        client: &Client,
+    ) -> Result<IssuedTokens> {
+        let now = clock::now_ms();
+        let session = SessionRecord {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + clock::duration_ms(self.config.refresh_ttl),
+            revoked_at: None,
+            mfa: amr.len() > 1,
+            amr: amr.iter().map(|s| s.to_string()).collect(),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        };
+        sessions::insert(conn, &session).await?;
+        let refresh_token = random::opaque_token();
+        sessions::insert_refresh_token(conn, &random::token_digest(&refresh_token), session.id, now).await?;
+        Ok(self.issue(&session, user.role, refresh_token, now))
+    }
+
+    /// Signs an access token for `session`; it never outlives the session's absolute expiry.
+    fn issue(&self, session: &SessionRecord, role: Role, refresh_token: String, now_ms: i64) -> IssuedTokens {
+        let now = now_ms / 1000;
+        let exp = (now + self.config.access_ttl.as_secs() as i64).min(session.expires_at / 1000);
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            sub: session.user_id,
+            aud: self.config.audience.clone(),
+            exp,
+            iat: now,
+            jti: Uuid::new_v4(),
+            sid: session.id,
+            role,
+            mfa: session.mfa,
+            amr: session.amr.clone(),
+        };
+        IssuedTokens { access_token: self.keys.sign(&claims), refresh_token, expires_in: exp - now }
+    }
+
+    /// Rotates a refresh token. A token that was already spent means it was copied: the whole session ends.
+    pub async fn refresh(&self, presented: &str, client: &Client) -> Result<IssuedTokens> {
+        let hash = random::token_digest(presented);
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let Some(found) = sessions::find_by_refresh_token(&mut *tx, &hash).await? else {
+            return Err(Error::InvalidToken);
+        };
+        let session = found.session;
+        let idle_ms = clock::duration_ms(self.config.session_idle);
+        let refusal = if session.revoked_at.is_some() {
+            Some(None)
+        } else if found.spent_at.is_some() {
+            Some(Some("refresh_reuse_detected"))
+        } else if now >= session.expires_at {
+            Some(Some("expired"))
+        } else if now - session.last_used_at >= idle_ms {
+            Some(Some("idle"))
+        } else if !found.user_active {
+            Some(Some("inactive_user"))
+        } else {
+            None
+        };
+        match refusal {
+            None => {}
+            Some(None) => return Err(Error::InvalidToken),
+            Some(Some(reason)) => {
+                sessions::revoke(&mut tx, session.id, session.user_id, now, reason).await?;
+                if reason == "refresh_reuse_detected" {
+                    let event = Event::failure("refresh_reuse_detected", Some(session.user_id))
+                        .with("session_id", session.id.to_string());
+                    audit::record(&mut tx, client, event).await?;
+                }
+                tx.commit().await?;
+                self.revocations.add([session.id], now);
+                return Err(Error::InvalidToken);
+            }
+        }
+        if !sessions::spend_refresh_token(&mut tx, &hash, now).await? {
+            // A parallel refresh of the same token won; this one gets nothing and changes nothing.
+            return Err(Error::InvalidToken);
+        }
+        let refresh_token = random::opaque_token();
+        sessions::insert_refresh_token(&mut tx, &random::token_digest(&refresh_token), session.id, now).await?;
+        sessions::touch(&mut tx, session.id, now).await?;
+        audit::record(&mut tx, client, Event::success("refresh", session.user_id).with("session_id", session.id.to_string()))
+            .await?;
+        tx.commit().await?;
+        Ok(self.issue(&session, found.role, refresh_token, now))
+    }
+
+    pub async fn logout(&self, auth: &AccessClaims, client: &Client) -> Result<()> {
+        self.end_session(auth, auth.sid, "logout", client).await.map(|_| ())
+    }
+
+    /// Ends one of the caller's sessions; 404 for a session that is not theirs (or no longer live).
+    pub async fn revoke_session(&self, auth: &AccessClaims, session_id: Uuid, client: &Client) -> Result<()> {
+        if self.end_session(auth, session_id, "session_revoked", client).await? { Ok(()) } else { Err(Error::NotFound) }
+    }
+
+    async fn end_session(&self, auth: &AccessClaims, session_id: Uuid, action: &'static str, client: &Client) -> Result<bool> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let ended = sessions::revoke(&mut tx, session_id, auth.sub, now, action).await?;
+        if ended {
+            audit::record(&mut tx, client, Event::success(action, auth.sub).with("session_id", session_id.to_string()))
+                .await?;
+        }
+        tx.commit().await?;
+        if ended {
+            self.revocations.add([session_id], now);
+        }
+        Ok(ended)
+    }
+
+    pub async fn logout_all(&self, auth: &AccessClaims, client: &Client) -> Result<()> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let ended = sessions::revoke_all(&mut tx, auth.sub, None, now, "logout_all").await?;
+        audit::record(&mut tx, client, Event::success("logout_all", auth.sub).with("sessions", ended.len())).await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(())
+    }
+
+    pub async fn list_sessions(&self, auth: &AccessClaims) -> Result<Vec<SessionRecord>> {
+        let now = clock::now_ms();
+        let idle_cutoff = now - clock::duration_ms(self.config.session_idle);
+        sessions::list_live(self.db.pool(), auth.sub, now, idle_cutoff).await
+    }
+}

@@ -1,0 +1,76 @@
+//! The `audit_events` table. Rows are written inside the transaction of the change they record.
+
+use sqlx::{AnyConnection, AnyExecutor, FromRow};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::error::Result;
+
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: i64,
+    pub user_id: Option<Uuid>,
+    pub action: String,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    at: i64,
+    user_id: Option<String>,
+    action: String,
+    outcome: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: String,
+}
+
+pub async fn insert(conn: &mut AnyConnection, e: &AuditRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, user_id, action, outcome, ip, user_agent, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(e.id.to_string())
+    .bind(e.at)
+    .bind(e.user_id.map(|u| u.to_string()))
+    .bind(&e.action)
+    .bind(&e.outcome)
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(e.detail.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A user's events, newest first, strictly before `before` (Unix ms).
+pub async fn list_for_user<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, before: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, at, user_id, action, outcome, ip, user_agent, detail FROM audit_events
+         WHERE user_id = $1 AND at < $2 ORDER BY at DESC, id DESC LIMIT $3",
+    )
+    .bind(user_id.to_string())
+    .bind(before)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(AuditRecord {
+                id: parse_id(&r.id)?,
+                at: r.at,
+                user_id: r.user_id.as_deref().map(parse_id).transpose()?,
+                action: r.action,
+                outcome: r.outcome,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,138 @@
+//! The `users` table.
+
+use sqlx::{AnyConnection, AnyExecutor, FromRow};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::{
+    domain::{identity::LoginIdentifier, roles::Role},
+    error::{Error, Result},
+};
+
+#[derive(Clone)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub mfa_enabled: bool,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    email: String,
+    username: Option<String>,
+    password_hash: String,
+    role: String,
+    is_active: bool,
+    mfa_enabled: bool,
+    created_at: i64,
+    last_login_at: Option<i64>,
+}
+
+impl TryFrom<Row> for UserRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(r: Row) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: parse_id(&r.id)?,
+            role: r.role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            email: r.email,
+            username: r.username,
+            password_hash: r.password_hash,
+            is_active: r.is_active,
+            mfa_enabled: r.mfa_enabled,
+            created_at: r.created_at,
+            last_login_at: r.last_login_at,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, email, username, password_hash, role, is_active, mfa_enabled, created_at, last_login_at";
+
+/// Inserts a user; a taken email or username is a conflict, not an internal error.
+pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
+    let result = sqlx::query(
+        "INSERT INTO users (id, email, username, password_hash, role, is_active, mfa_enabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(user.id.to_string())
+    .bind(&user.email)
+    .bind(&user.username)
+    .bind(&user.password_hash)
+    .bind(user.role.as_str())
+    .bind(user.is_active)
+    .bind(user.mfa_enabled)
+    .bind(user.created_at)
+    .execute(conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            // PostgreSQL names the constraint; SQLite names the column in its message.
+            let which = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+            Err(if which.contains("username") {
+                Error::Conflict { code: "username_taken", message: "That username is already taken." }
+            } else {
+                Error::Conflict { code: "email_taken", message: "An account with that email already exists." }
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fetch_one_where<'e>(ex: impl AnyExecutor<'e>, clause: &str, value: String) -> Result<Option<UserRecord>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE {clause}"))
+        .bind(value)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.map(UserRecord::try_from).transpose()?)
+}
+
+pub async fn find_by_id<'e>(ex: impl AnyExecutor<'e>, id: Uuid) -> Result<Option<UserRecord>> {
+    fetch_one_where(ex, "id = $1", id.to_string()).await
+}
+
+pub async fn find_by_identifier<'e>(ex: impl AnyExecutor<'e>, identifier: &LoginIdentifier) -> Result<Option<UserRecord>> {
+    match identifier {
+        LoginIdentifier::Email(email) => fetch_one_where(ex, "email = $1", email.clone()).await,
+        LoginIdentifier::Username(name) => fetch_one_where(ex, "username = $1", name.clone()).await,
+    }
+}
+
+pub async fn email_exists<'e>(ex: impl AnyExecutor<'e>, email: &str) -> Result<bool> {
+    let found: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM users WHERE email = $1").bind(email).fetch_optional(ex).await?;
+    Ok(found.is_some())
+}
+
+pub async fn set_password_hash(conn: &mut AnyConnection, id: Uuid, hash: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(hash)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_login(conn: &mut AnyConnection, id: Uuid, now: i64) -> Result<()> {
+    sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
