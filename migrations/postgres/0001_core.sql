@@ -1,12 +1,12 @@
--- Times are Unix milliseconds (UTC); ids are UUID text. The SQLite migration of the same name matches this one.
+-- Times are Unix milliseconds (UTC); ids are UUID text; flags are 0/1 integers (sqlx's Any driver cannot read SQLite booleans). The SQLite migration of the same name matches this one.
 CREATE TABLE users (
     id TEXT PRIMARY KEY NOT NULL,
     email TEXT NOT NULL,
     username TEXT,
     password_hash TEXT NOT NULL,
     role TEXT NOT NULL,
-    is_active BOOLEAN NOT NULL DEFAULT TRUE,
-    mfa_enabled BOOLEAN NOT NULL DEFAULT FALSE,
+    is_active BIGINT NOT NULL DEFAULT 1,
+    mfa_enabled BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     last_login_at BIGINT,
@@ -22,7 +22,7 @@ CREATE TABLE sessions (
     expires_at BIGINT NOT NULL,
     revoked_at BIGINT,
     revoke_reason TEXT,
-    mfa BOOLEAN NOT NULL,
+    mfa BIGINT NOT NULL,
     amr TEXT NOT NULL,
     ip TEXT,
     user_agent TEXT

@@ -28,7 +28,7 @@ struct Row {
     last_used_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
-    mfa: bool,
+    mfa: i64,
     amr: String,
     ip: Option<String>,
     user_agent: Option<String>,
@@ -45,7 +45,7 @@ impl TryFrom<Row> for SessionRecord {
             last_used_at: r.last_used_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
-            mfa: r.mfa,
+            mfa: r.mfa != 0,
             amr: r.amr.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
             ip: r.ip,
             user_agent: r.user_agent,
@@ -65,7 +65,7 @@ pub async fn insert(conn: &mut AnyConnection, s: &SessionRecord) -> Result<()> {
     .bind(s.created_at)
     .bind(s.last_used_at)
     .bind(s.expires_at)
-    .bind(s.mfa)
+    .bind(i64::from(s.mfa))
     .bind(s.amr.join(","))
     .bind(&s.ip)
     .bind(&s.user_agent)
@@ -98,7 +98,7 @@ struct RefreshRow {
     session: Row,
     spent_at: Option<i64>,
     role: String,
-    is_active: bool,
+    is_active: i64,
 }
 
 pub async fn find_by_refresh_token<'e>(ex: impl AnyExecutor<'e>, hash: &str) -> Result<Option<RefreshLookup>> {
@@ -115,7 +115,7 @@ pub async fn find_by_refresh_token<'e>(ex: impl AnyExecutor<'e>, hash: &str) -> 
         session: row.session.try_into()?,
         spent_at: row.spent_at,
         role: row.role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-        user_active: row.is_active,
+        user_active: row.is_active != 0,
     }))
 }
 

@@ -35,8 +35,8 @@ struct Row {
     username: Option<String>,
     password_hash: String,
     role: String,
-    is_active: bool,
-    mfa_enabled: bool,
+    is_active: i64,
+    mfa_enabled: i64,
     created_at: i64,
     last_login_at: Option<i64>,
 }
@@ -51,8 +51,8 @@ impl TryFrom<Row> for UserRecord {
             email: r.email,
             username: r.username,
             password_hash: r.password_hash,
-            is_active: r.is_active,
-            mfa_enabled: r.mfa_enabled,
+            is_active: r.is_active != 0,
+            mfa_enabled: r.mfa_enabled != 0,
             created_at: r.created_at,
             last_login_at: r.last_login_at,
         })
@@ -73,8 +73,8 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
     .bind(&user.username)
     .bind(&user.password_hash)
     .bind(user.role.as_str())
-    .bind(user.is_active)
-    .bind(user.mfa_enabled)
+    .bind(i64::from(user.is_active))
+    .bind(i64::from(user.mfa_enabled))
     .bind(user.created_at)
     .execute(conn)
     .await;
@@ -113,9 +113,8 @@ pub async fn find_by_identifier<'e>(ex: impl AnyExecutor<'e>, identifier: &Login
 }
 
 pub async fn email_exists<'e>(ex: impl AnyExecutor<'e>, email: &str) -> Result<bool> {
-    let found: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM users WHERE email = $1").bind(email).fetch_optional(ex).await?;
-    Ok(found.is_some())
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = $1").bind(email).fetch_one(ex).await?;
+    Ok(count > 0)
 }
 
 pub async fn set_password_hash(conn: &mut AnyConnection, id: Uuid, hash: &str, now: i64) -> Result<()> {

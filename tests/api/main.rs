@@ -1,0 +1,12 @@
+//! Integration tests over real HTTP. Each test runs on SQLite, and on PostgreSQL when
+//! `LATCHKEY_TEST_POSTGRES_URL` is set, each on a database of its own.
+
+mod helpers;
+
+mod cli;
+mod errors;
+mod login;
+mod ops;
+mod register;
+mod sessions;
+mod tokens;

@@ -1,0 +1,74 @@
+//! Health, readiness, the OpenAPI document, Swagger UI, and the headers every response carries.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::{
+    helpers::{TestApp, expect_json},
+    on_both,
+};
+
+async fn health_and_readiness(app: &TestApp) {
+    let health = expect_json(app.client.get(app.url("/healthz")).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(health["status"], "ok");
+    let ready = expect_json(app.client.get(app.url("/readyz")).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(ready["status"], "ok");
+}
+on_both!(health_and_readiness);
+
+async fn openapi_documents_every_endpoint(app: &TestApp) {
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/logout-all",
+        "/api/v1/auth/me",
+        "/api/v1/auth/change-password",
+        "/api/v1/auth/sessions",
+        "/api/v1/auth/sessions/{id}",
+        "/api/v1/auth/audit",
+        "/healthz",
+        "/readyz",
+        "/.well-known/jwks.json",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+    }
+    let flow = &doc["components"]["securitySchemes"]["password"]["flows"]["password"];
+    assert_eq!(flow["tokenUrl"], "/api/v1/auth/login");
+    let text = doc.to_string();
+    for absent in ["hint", "security_question", "password_expires"] {
+        assert!(!text.contains(absent));
+    }
+}
+on_both!(openapi_documents_every_endpoint);
+
+async fn swagger_ui_is_served_from_the_binary(app: &TestApp) {
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"));
+    assert!(!html.contains("cdn") && !html.contains("unpkg"), "nothing from a CDN");
+    let initializer = app.client.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    assert!(initializer.contains("/openapi.json"));
+}
+on_both!(swagger_ui_is_served_from_the_binary);
+
+async fn security_headers_on_every_response(app: &TestApp) {
+    let responses = [
+        app.client.get(app.url("/healthz")).send().await.unwrap(),
+        app.client.get(app.url("/api/v1/auth/me")).send().await.unwrap(),
+        app.client.get(app.url("/nope")).send().await.unwrap(),
+        app.client.post(app.url("/api/v1/auth/login")).header("content-type", "application/json").body("{").send().await.unwrap(),
+    ];
+    for r in &responses {
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert!(r.headers().contains_key("x-request-id"));
+        assert!(!r.headers().contains_key("server") && !r.headers().contains_key("x-powered-by"));
+    }
+    assert_eq!(responses[1].headers()["cache-control"], "no-store");
+}
+on_both!(security_headers_on_every_response);
