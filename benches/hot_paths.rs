@@ -1,1 +1,56 @@
-fn main(){}
+//! The hot paths: checking an access token (every authenticated request) and hashing a password
+//! (every login and registration), with the production Argon2id parameters.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use latchkey::domain::{
+    password::Hasher,
+    roles::Role,
+    tokens::{AccessClaims, Ed25519Key, KeyRing},
+};
+use std::hint::black_box;
+
+fn claims() -> AccessClaims {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    AccessClaims {
+        iss: "http://localhost:8080".into(),
+        sub: uuid::Uuid::new_v4(),
+        aud: "latchkey".into(),
+        exp: now + 900,
+        iat: now,
+        jti: uuid::Uuid::new_v4(),
+        sid: uuid::Uuid::new_v4(),
+        role: Role::Viewer,
+        mfa: false,
+        amr: vec!["pwd".into()],
+    }
+}
+
+fn tokens(c: &mut Criterion) {
+    let eddsa = KeyRing::eddsa(&Ed25519Key::generate(), "http://localhost:8080", "latchkey");
+    let hs256 = KeyRing::hs256(&[42u8; 32], "http://localhost:8080", "latchkey");
+    let (ed_token, hs_token) = (eddsa.sign(&claims()), hs256.sign(&claims()));
+    c.bench_function("token verify EdDSA", |b| {
+        b.iter(|| eddsa.verify(black_box(&ed_token)).is_ok())
+    });
+    c.bench_function("token verify HS256", |b| {
+        b.iter(|| hs256.verify(black_box(&hs_token)).is_ok())
+    });
+    c.bench_function("token sign EdDSA", |b| b.iter(|| eddsa.sign(black_box(&claims()))));
+}
+
+fn passwords(c: &mut Criterion) {
+    let hasher = Hasher::new(19_456, 2).expect("production parameters");
+    let stored = hasher.hash("correct horse battery staple plume").expect("hash");
+    let mut group = c.benchmark_group("argon2id m=19456 t=2 p=1");
+    group.sample_size(20);
+    group.bench_function("hash", |b| {
+        b.iter(|| hasher.hash(black_box("correct horse battery staple plume")))
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| hasher.verify(black_box("correct horse battery staple plume"), &stored))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tokens, passwords);
+criterion_main!(benches);

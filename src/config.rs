@@ -122,7 +122,11 @@ impl Config {
         let mut c = Self::default();
         let parse = |name: &str| -> anyhow::Result<Option<u64>> {
             get(name)
-                .map(|v| v.trim().parse::<u64>().with_context(|| format!("{name} must be a whole number, got {v:?}")))
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("{name} must be a whole number, got {v:?}"))
+                })
                 .transpose()
         };
         let secs = |name: &str, default: Duration| -> anyhow::Result<Duration> {
@@ -134,7 +138,9 @@ impl Config {
         };
 
         if let Some(bind) = get("LATCHKEY_BIND") {
-            c.bind = bind.parse().with_context(|| format!("LATCHKEY_BIND must be host:port, got {bind:?}"))?;
+            c.bind = bind
+                .parse()
+                .with_context(|| format!("LATCHKEY_BIND must be host:port, got {bind:?}"))?;
         }
         if let Some(url) = get("LATCHKEY_DATABASE_URL") {
             c.database_url = url;
@@ -210,7 +216,8 @@ pub fn parse_secret_key(text: &str) -> anyhow::Result<Zeroizing<[u8; 32]>> {
 /// RFC 8725 §3.5: an HMAC key must be random and at least as long as the hash output.
 fn parse_hs256_secret(text: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let bytes = Zeroizing::new(
-        hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("LATCHKEY_JWT_HS256_SECRET must be hex (openssl rand -hex 32)"))?,
+        hex::decode(text.trim())
+            .map_err(|_| anyhow::anyhow!("LATCHKEY_JWT_HS256_SECRET must be hex (openssl rand -hex 32)"))?,
     );
     if bytes.len() < 32 {
         bail!("LATCHKEY_JWT_HS256_SECRET must hold at least 32 random bytes (64 hex characters)");
@@ -244,9 +251,15 @@ mod tests {
 
     #[test]
     fn weak_hs256_secrets_are_refused() {
-        let short = env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", "00112233445566778899aabbccddeeff")]);
+        let short = env(&[
+            ("LATCHKEY_JWT_ALG", "HS256"),
+            ("LATCHKEY_JWT_HS256_SECRET", "00112233445566778899aabbccddeeff"),
+        ]);
         assert!(Config::from_lookup(short).is_err());
-        let repeated = env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", &"61".repeat(32))]);
+        let repeated = env(&[
+            ("LATCHKEY_JWT_ALG", "HS256"),
+            ("LATCHKEY_JWT_HS256_SECRET", &"61".repeat(32)),
+        ]);
         assert!(Config::from_lookup(repeated).is_err());
     }
 

@@ -1,6 +1,12 @@
 //! `/api/v1/auth/*`: register, login, refresh, logout, me, change-password.
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::{get, post}};
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -129,9 +135,19 @@ async fn register(
     ClientInfo(client): ClientInfo,
     Json(body): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = NewAccount { email: &body.email, username: body.username.as_deref(), password: &body.password };
+    let new = NewAccount {
+        email: &body.email,
+        username: body.username.as_deref(),
+        password: &body.password,
+    };
     let (user, tokens) = app.register(new, &client).await?;
-    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: user.into(), tokens: tokens.into() })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(RegisterResponse {
+            user: user.into(),
+            tokens: tokens.into(),
+        }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
@@ -152,7 +168,9 @@ async fn login(
     ClientInfo(client): ClientInfo,
     LoginBody(body): LoginBody,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
-    Ok(axum::Json(app.login(&body.username, &body.password, &client).await?.into()))
+    Ok(axum::Json(
+        app.login(&body.username, &body.password, &client).await?.into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -211,6 +229,7 @@ async fn change_password(
     ClientInfo(client): ClientInfo,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    app.change_password(&auth, &body.current_password, &body.new_password, &client).await?;
+    app.change_password(&auth, &body.current_password, &body.new_password, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

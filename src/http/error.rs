@@ -48,19 +48,38 @@ struct Normalized;
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
         let www_authenticate = (status == StatusCode::UNAUTHORIZED).then_some(REALM);
-        Self { status, body: ErrorBody { error, message: message.into(), details: None }, www_authenticate, retry_after: None }
+        Self {
+            status,
+            body: ErrorBody {
+                error,
+                message: message.into(),
+                details: None,
+            },
+            www_authenticate,
+            retry_after: None,
+        }
     }
 
     fn with_details(mut self, details: Vec<FieldError>) -> Self {
-        self.body.details =
-            Some(details.into_iter().map(|d| FieldDetail { field: d.field.to_string(), message: d.message }).collect());
+        self.body.details = Some(
+            details
+                .into_iter()
+                .map(|d| FieldDetail {
+                    field: d.field.to_string(),
+                    message: d.message,
+                })
+                .collect(),
+        );
         self
     }
 
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message.clone());
-        e.body.details = Some(vec![FieldDetail { field: field.to_string(), message }]);
+        e.body.details = Some(vec![FieldDetail {
+            field: field.to_string(),
+            message,
+        }]);
         e
     }
 
@@ -68,10 +87,14 @@ impl ApiError {
     pub fn for_status(status: StatusCode) -> Self {
         match status {
             StatusCode::NOT_FOUND => Self::new(status, "not_found", "There is nothing at this address."),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                Self::new(status, "method_not_allowed", "This address does not accept that method.")
+            StatusCode::METHOD_NOT_ALLOWED => Self::new(
+                status,
+                "method_not_allowed",
+                "This address does not accept that method.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(status, "payload_too_large", "The request body is larger than 64 KiB.")
             }
-            StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload_too_large", "The request body is larger than 64 KiB."),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 Self::new(status, "unsupported_media_type", "Send the body as application/json.")
             }
@@ -87,10 +110,16 @@ impl From<Error> for ApiError {
         use StatusCode as S;
         match err {
             Error::BadRequest(message) => Self::new(S::BAD_REQUEST, "bad_request", message),
-            Error::InvalidCredentials => Self::new(S::UNAUTHORIZED, "invalid_credentials", "Invalid username or password."),
+            Error::InvalidCredentials => {
+                Self::new(S::UNAUTHORIZED, "invalid_credentials", "Invalid username or password.")
+            }
             Error::MissingToken => Self::new(S::UNAUTHORIZED, "invalid_token", "This needs a bearer access token."),
             Error::InvalidToken => {
-                let mut e = Self::new(S::UNAUTHORIZED, "invalid_token", "The token is invalid, expired or revoked.");
+                let mut e = Self::new(
+                    S::UNAUTHORIZED,
+                    "invalid_token",
+                    "The token is invalid, expired or revoked.",
+                );
                 e.www_authenticate = Some(REALM_INVALID);
                 e
             }
@@ -99,7 +128,9 @@ impl From<Error> for ApiError {
             Error::NotFound => Self::for_status(S::NOT_FOUND),
             Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
             Error::Validation(details) => {
-                let message = details.first().map_or_else(|| "The request is not valid.".to_string(), |d| d.message.clone());
+                let message = details
+                    .first()
+                    .map_or_else(|| "The request is not valid.".to_string(), |d| d.message.clone());
                 Self::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(details)
             }
             Error::WeakPassword(detail) => {
@@ -110,9 +141,11 @@ impl From<Error> for ApiError {
                 e.retry_after = Some(retry_after.as_secs().max(1));
                 e
             }
-            Error::Unavailable => {
-                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "The service is temporarily unavailable. Try again shortly.")
-            }
+            Error::Unavailable => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The service is temporarily unavailable. Try again shortly.",
+            ),
             Error::Internal(err) => {
                 // The cause goes to the log (inside the request's span, with its id), never to the client.
                 tracing::error!(error = format!("{err:#}"), "internal error");

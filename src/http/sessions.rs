@@ -15,7 +15,7 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{ClientInfo, CurrentUser},
 };
-use crate::{app::AppState, clock, store::audit as audit_store};
+use crate::{app::AppState, clock};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,7 +41,10 @@ pub struct Session {
 
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "sessions", security(("bearer" = []), ("password" = [])),
     responses((status = 200, description = "Live sessions, newest first", body = [Session]), (status = 401, body = ErrorBody)))]
-async fn list(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<Vec<Session>>, ApiError> {
+async fn list(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+) -> Result<axum::Json<Vec<Session>>, ApiError> {
     let sessions = app.list_sessions(&auth).await?;
     Ok(axum::Json(
         sessions
@@ -109,8 +112,10 @@ async fn own_audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditEvent>>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let before = query.before.map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
-    let events = audit_store::list_for_user(app.db.pool(), auth.sub, before, limit).await?;
+    let before = query
+        .before
+        .map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    let events = app.audit_for_user(auth.sub, before, limit).await?;
     Ok(axum::Json(
         events
             .into_iter()

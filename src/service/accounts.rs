@@ -16,7 +16,10 @@ use crate::{
         tokens::AccessClaims,
     },
     error::{Error, FieldError, Result},
-    store::users::{self, UserRecord},
+    store::{
+        sessions,
+        users::{self, UserRecord},
+    },
 };
 
 pub struct NewAccount<'a> {
@@ -38,7 +41,10 @@ impl Services {
         let (email, username) = self.validate_account(&new, &InitialPassword::Plain(new.password))?;
         // email_taken is the documented exception to "no enumeration"; answering it before hashing saves the work.
         if users::email_exists(self.db.pool(), &email).await? {
-            return Err(Error::Conflict { code: "email_taken", message: "An account with that email already exists." });
+            return Err(Error::Conflict {
+                code: "email_taken",
+                message: "An account with that email already exists.",
+            });
         }
         let user = self.new_user(email, username, Role::Viewer, self.passwords.hash(new.password).await?);
         let mut tx = self.db.begin().await?;
@@ -61,7 +67,14 @@ impl Services {
             InitialPassword::Plain(p) => p,
             InitialPassword::Hash(_) => "",
         };
-        let (email, username) = self.validate_account(&NewAccount { email, username, password: plain }, &password)?;
+        let (email, username) = self.validate_account(
+            &NewAccount {
+                email,
+                username,
+                password: plain,
+            },
+            &password,
+        )?;
         let hash = match password {
             InitialPassword::Plain(p) => self.passwords.hash(p).await?,
             InitialPassword::Hash(h) => h.to_string(),
@@ -69,7 +82,9 @@ impl Services {
         let user = self.new_user(email, username, role, hash);
         let mut tx = self.db.begin().await?;
         users::insert(&mut tx, &user).await?;
-        let event = Event::success("register", user.id).with("via", "cli").with("role", role.as_str());
+        let event = Event::success("register", user.id)
+            .with("via", "cli")
+            .with("role", role.as_str());
         audit::record(&mut tx, &Client::default(), event).await?;
         tx.commit().await?;
         Ok(user)
@@ -90,28 +105,51 @@ impl Services {
     }
 
     /// Field formats first (422 `validation_failed`), then the password policy (422 `weak_password`).
-    fn validate_account(&self, new: &NewAccount<'_>, password: &InitialPassword<'_>) -> Result<(String, Option<String>)> {
+    fn validate_account(
+        &self,
+        new: &NewAccount<'_>,
+        password: &InitialPassword<'_>,
+    ) -> Result<(String, Option<String>)> {
         let mut problems = Vec::new();
         let email = identity::normalize_email(new.email)
-            .map_err(|m| problems.push(FieldError { field: "email", message: m.into() }))
+            .map_err(|m| {
+                problems.push(FieldError {
+                    field: "email",
+                    message: m.into(),
+                })
+            })
             .ok();
         let username = match new.username.filter(|u| !u.trim().is_empty()) {
             None => None,
             Some(raw) => identity::normalize_username(raw)
-                .map_err(|m| problems.push(FieldError { field: "username", message: m.into() }))
+                .map_err(|m| {
+                    problems.push(FieldError {
+                        field: "username",
+                        message: m.into(),
+                    })
+                })
                 .ok(),
         };
         let Some(email) = email.filter(|_| problems.is_empty()) else {
             return Err(Error::Validation(problems));
         };
         match password {
-            InitialPassword::Plain(p) => self
-                .passwords
-                .policy
-                .check(p, &email, username.as_deref())
-                .map_err(|message| Error::WeakPassword(FieldError { field: "password", message }))?,
+            InitialPassword::Plain(p) => {
+                self.passwords
+                    .policy
+                    .check(p, &email, username.as_deref())
+                    .map_err(|message| {
+                        Error::WeakPassword(FieldError {
+                            field: "password",
+                            message,
+                        })
+                    })?
+            }
             InitialPassword::Hash(h) if !Hasher::is_supported_hash(h) => {
-                return Err(Error::invalid_field("password_hash", "Not an Argon2, bcrypt or pbkdf2_sha256 hash."));
+                return Err(Error::invalid_field(
+                    "password_hash",
+                    "Not an Argon2, bcrypt or pbkdf2_sha256 hash.",
+                ));
             }
             InitialPassword::Hash(_) => {}
         }
@@ -122,7 +160,10 @@ impl Services {
     pub async fn login(&self, identifier: &str, password: &str, client: &Client) -> Result<IssuedTokens> {
         let identifier = LoginIdentifier::parse(identifier);
         let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
-        let verification = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let verification = self
+            .passwords
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
         let (user, rehash) = match (user, verification) {
             (Some(user), Verification::Match { rehash }) => (user, rehash),
             (user, _) => {
@@ -136,10 +177,18 @@ impl Services {
             }
         };
         if !user.is_active {
-            self.record_alone(client, Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user")).await?;
+            self.record_alone(
+                client,
+                Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user"),
+            )
+            .await?;
             return Err(Error::InactiveUser);
         }
-        let upgraded = if rehash { Some(self.passwords.hash(password).await?) } else { None };
+        let upgraded = if rehash {
+            Some(self.passwords.hash(password).await?)
+        } else {
+            None
+        };
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         if let Some(hash) = &upgraded {
@@ -147,7 +196,9 @@ impl Services {
         }
         users::record_login(&mut tx, user.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
-        let event = Event::success("login", user.id).with("method", "password").with("hash_upgraded", upgraded.is_some());
+        let event = Event::success("login", user.id)
+            .with("method", "password")
+            .with("hash_upgraded", upgraded.is_some());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         Ok(tokens)
@@ -156,22 +207,37 @@ impl Services {
     /// Needs the current password; ends every other session of the user.
     pub async fn change_password(&self, auth: &AccessClaims, current: &str, new: &str, client: &Client) -> Result<()> {
         let user = self.user(auth.sub).await?;
-        if !matches!(self.passwords.verify(current, Some(&user.password_hash)).await?, Verification::Match { .. }) {
-            self.record_alone(client, Event::failure("password_changed", Some(user.id)).with("reason", "wrong_password"))
-                .await?;
+        if !matches!(
+            self.passwords.verify(current, Some(&user.password_hash)).await?,
+            Verification::Match { .. }
+        ) {
+            self.record_alone(
+                client,
+                Event::failure("password_changed", Some(user.id)).with("reason", "wrong_password"),
+            )
+            .await?;
             return Err(Error::WrongPassword);
         }
         self.passwords
             .policy
             .check(new, &user.email, user.username.as_deref())
-            .map_err(|message| Error::WeakPassword(FieldError { field: "new_password", message }))?;
+            .map_err(|message| {
+                Error::WeakPassword(FieldError {
+                    field: "new_password",
+                    message,
+                })
+            })?;
         let hash = self.passwords.hash(new).await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut tx, user.id, &hash, now).await?;
-        let ended = super::super::store::sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
-        audit::record(&mut tx, client, Event::success("password_changed", user.id).with("sessions_ended", ended.len()))
-            .await?;
+        let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("password_changed", user.id).with("sessions_ended", ended.len()),
+        )
+        .await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())

@@ -4,7 +4,7 @@
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::Client;
+use super::{Client, Services};
 use crate::{
     clock,
     error::Result,
@@ -38,11 +38,21 @@ pub struct Event {
 
 impl Event {
     pub fn success(action: &'static str, user_id: Uuid) -> Self {
-        Self { action, outcome: Outcome::Success, user_id: Some(user_id), detail: serde_json::json!({}) }
+        Self {
+            action,
+            outcome: Outcome::Success,
+            user_id: Some(user_id),
+            detail: serde_json::json!({}),
+        }
     }
 
     pub fn failure(action: &'static str, user_id: Option<Uuid>) -> Self {
-        Self { action, outcome: Outcome::Failure, user_id, detail: serde_json::json!({}) }
+        Self {
+            action,
+            outcome: Outcome::Failure,
+            user_id,
+            detail: serde_json::json!({}),
+        }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
@@ -77,4 +87,11 @@ pub async fn record(conn: &mut AnyConnection, client: &Client, event: Event) -> 
         "audit"
     );
     Ok(())
+}
+
+impl Services {
+    /// A user's own security log, newest first, strictly before `before` (Unix ms).
+    pub async fn audit_for_user(&self, user_id: Uuid, before: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+        audit::list_for_user(self.db.pool(), user_id, before, limit).await
+    }
 }

@@ -45,6 +45,12 @@ impl Services {
         let passwords = passwords::Passwords::new(&config)?;
         let revocations = Arc::new(revocation::Revocations::new(&config));
         revocations.sync(&db).await.context("cannot read revoked sessions")?;
-        Ok(Arc::new(Self { config, db, passwords, keys, revocations }))
+        Ok(Arc::new(Self {
+            config,
+            db,
+            passwords,
+            keys,
+            revocations,
+        }))
     }
 }

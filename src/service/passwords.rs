@@ -24,19 +24,25 @@ impl Passwords {
         Ok(Self {
             hasher: Arc::new(Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?),
             permits: Semaphore::new(config.hash_concurrency),
-            policy: Policy { min_chars: config.password_min_length },
+            policy: Policy {
+                min_chars: config.password_min_length,
+            },
         })
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Hasher) -> T + Send + 'static) -> Result<T> {
         let _permit = self.permits.acquire().await.context("password hashing is shut down")?;
         let hasher = self.hasher.clone();
-        Ok(tokio::task::spawn_blocking(move || work(&hasher)).await.context("password hashing panicked")?)
+        Ok(tokio::task::spawn_blocking(move || work(&hasher))
+            .await
+            .context("password hashing panicked")?)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
         let password = Zeroizing::new(password.to_string());
-        self.run(move |h| h.hash(&password)).await?.map_err(|e| Error::Internal(e.into()))
+        self.run(move |h| h.hash(&password))
+            .await?
+            .map_err(|e| Error::Internal(e.into()))
     }
 
     /// `stored: None` (no such user) still costs one full verification and never matches.

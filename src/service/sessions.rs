@@ -84,7 +84,11 @@ impl Services {
             mfa: session.mfa,
             amr: session.amr.clone(),
         };
-        IssuedTokens { access_token: self.keys.sign(&claims), refresh_token, expires_in: exp - now }
+        IssuedTokens {
+            access_token: self.keys.sign(&claims),
+            refresh_token,
+            expires_in: exp - now,
+        }
     }
 
     /// Rotates a refresh token. A token that was already spent means it was copied: the whole session ends.
@@ -96,34 +100,31 @@ impl Services {
             return Err(Error::InvalidToken);
         };
         let session = found.session;
+        if session.revoked_at.is_some() {
+            return Err(Error::InvalidToken);
+        }
         let idle_ms = clock::duration_ms(self.config.session_idle);
-        let refusal = if session.revoked_at.is_some() {
-            Some(None)
-        } else if found.spent_at.is_some() {
-            Some(Some("refresh_reuse_detected"))
+        let end_reason = if found.spent_at.is_some() {
+            Some("refresh_reuse_detected")
         } else if now >= session.expires_at {
-            Some(Some("expired"))
+            Some("expired")
         } else if now - session.last_used_at >= idle_ms {
-            Some(Some("idle"))
+            Some("idle")
         } else if !found.user_active {
-            Some(Some("inactive_user"))
+            Some("inactive_user")
         } else {
             None
         };
-        match refusal {
-            None => {}
-            Some(None) => return Err(Error::InvalidToken),
-            Some(Some(reason)) => {
-                sessions::revoke(&mut tx, session.id, session.user_id, now, reason).await?;
-                if reason == "refresh_reuse_detected" {
-                    let event = Event::failure("refresh_reuse_detected", Some(session.user_id))
-                        .with("session_id", session.id.to_string());
-                    audit::record(&mut tx, client, event).await?;
-                }
-                tx.commit().await?;
-                self.revocations.add([session.id], now);
-                return Err(Error::InvalidToken);
+        if let Some(reason) = end_reason {
+            sessions::revoke(&mut tx, session.id, session.user_id, now, reason).await?;
+            if reason == "refresh_reuse_detected" {
+                let event = Event::failure("refresh_reuse_detected", Some(session.user_id))
+                    .with("session_id", session.id.to_string());
+                audit::record(&mut tx, client, event).await?;
             }
+            tx.commit().await?;
+            self.revocations.add([session.id], now);
+            return Err(Error::InvalidToken);
         }
         if !sessions::spend_refresh_token(&mut tx, &hash, now).await? {
             // A parallel refresh of the same token won; this one gets nothing and changes nothing.
@@ -132,8 +133,12 @@ impl Services {
         let refresh_token = random::opaque_token();
         sessions::insert_refresh_token(&mut tx, &random::token_digest(&refresh_token), session.id, now).await?;
         sessions::touch(&mut tx, session.id, now).await?;
-        audit::record(&mut tx, client, Event::success("refresh", session.user_id).with("session_id", session.id.to_string()))
-            .await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("refresh", session.user_id).with("session_id", session.id.to_string()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(self.issue(&session, found.role, refresh_token, now))
     }
@@ -144,16 +149,30 @@ impl Services {
 
     /// Ends one of the caller's sessions; 404 for a session that is not theirs (or no longer live).
     pub async fn revoke_session(&self, auth: &AccessClaims, session_id: Uuid, client: &Client) -> Result<()> {
-        if self.end_session(auth, session_id, "session_revoked", client).await? { Ok(()) } else { Err(Error::NotFound) }
+        if self.end_session(auth, session_id, "session_revoked", client).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
     }
 
-    async fn end_session(&self, auth: &AccessClaims, session_id: Uuid, action: &'static str, client: &Client) -> Result<bool> {
+    async fn end_session(
+        &self,
+        auth: &AccessClaims,
+        session_id: Uuid,
+        action: &'static str,
+        client: &Client,
+    ) -> Result<bool> {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let ended = sessions::revoke(&mut tx, session_id, auth.sub, now, action).await?;
         if ended {
-            audit::record(&mut tx, client, Event::success(action, auth.sub).with("session_id", session_id.to_string()))
-                .await?;
+            audit::record(
+                &mut tx,
+                client,
+                Event::success(action, auth.sub).with("session_id", session_id.to_string()),
+            )
+            .await?;
         }
         tx.commit().await?;
         if ended {
@@ -166,7 +185,12 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let ended = sessions::revoke_all(&mut tx, auth.sub, None, now, "logout_all").await?;
-        audit::record(&mut tx, client, Event::success("logout_all", auth.sub).with("sessions", ended.len())).await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("logout_all", auth.sub).with("sessions", ended.len()),
+        )
+        .await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())

@@ -49,7 +49,12 @@ pub async fn insert(conn: &mut AnyConnection, e: &AuditRecord) -> Result<()> {
 }
 
 /// A user's events, newest first, strictly before `before` (Unix ms).
-pub async fn list_for_user<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, before: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+pub async fn list_for_user<'e>(
+    ex: impl AnyExecutor<'e>,
+    user_id: Uuid,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<AuditRecord>> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, at, user_id, action, outcome, ip, user_agent, detail FROM audit_events
          WHERE user_id = $1 AND at < $2 ORDER BY at DESC, id DESC LIMIT $3",

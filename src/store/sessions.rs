@@ -53,7 +53,8 @@ impl TryFrom<Row> for SessionRecord {
     }
 }
 
-const COLUMNS: &str = "s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.mfa, s.amr, s.ip, s.user_agent";
+const COLUMNS: &str =
+    "s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.mfa, s.amr, s.ip, s.user_agent";
 
 pub async fn insert(conn: &mut AnyConnection, s: &SessionRecord) -> Result<()> {
     sqlx::query(
@@ -174,7 +175,12 @@ pub async fn revoke_all(
 }
 
 /// Sessions that are neither revoked, past their absolute expiry, nor idle since `idle_cutoff`.
-pub async fn list_live<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, now: i64, idle_cutoff: i64) -> Result<Vec<SessionRecord>> {
+pub async fn list_live<'e>(
+    ex: impl AnyExecutor<'e>,
+    user_id: Uuid,
+    now: i64,
+    idle_cutoff: i64,
+) -> Result<Vec<SessionRecord>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sessions s
          WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_used_at > $3
@@ -185,12 +191,20 @@ pub async fn list_live<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, now: i64, id
     .bind(idle_cutoff)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(SessionRecord::try_from).collect::<Result<_, _>>()?)
+    Ok(rows
+        .into_iter()
+        .map(SessionRecord::try_from)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Sessions revoked at or after `since`, with the time each was revoked.
 pub async fn revoked_since<'e>(ex: impl AnyExecutor<'e>, since: i64) -> Result<Vec<(Uuid, i64)>> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1").bind(since).fetch_all(ex).await?;
-    Ok(rows.into_iter().map(|(id, at)| Ok((parse_id(&id)?, at))).collect::<Result<_, sqlx::Error>>()?)
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
+        .bind(since)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, at)| Ok((parse_id(&id)?, at)))
+        .collect::<Result<_, sqlx::Error>>()?)
 }

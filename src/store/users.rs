@@ -24,7 +24,10 @@ pub struct UserRecord {
 
 impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,8 +62,7 @@ impl TryFrom<Row> for UserRecord {
     }
 }
 
-const COLUMNS: &str =
-    "id, email, username, password_hash, role, is_active, mfa_enabled, created_at, last_login_at";
+const COLUMNS: &str = "id, email, username, password_hash, role, is_active, mfa_enabled, created_at, last_login_at";
 
 /// Inserts a user; a taken email or username is a conflict, not an internal error.
 pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
@@ -84,9 +86,15 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
             // PostgreSQL names the constraint; SQLite names the column in its message.
             let which = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
             Err(if which.contains("username") {
-                Error::Conflict { code: "username_taken", message: "That username is already taken." }
+                Error::Conflict {
+                    code: "username_taken",
+                    message: "That username is already taken.",
+                }
             } else {
-                Error::Conflict { code: "email_taken", message: "An account with that email already exists." }
+                Error::Conflict {
+                    code: "email_taken",
+                    message: "An account with that email already exists.",
+                }
             })
         }
         Err(e) => Err(e.into()),
@@ -105,7 +113,10 @@ pub async fn find_by_id<'e>(ex: impl AnyExecutor<'e>, id: Uuid) -> Result<Option
     fetch_one_where(ex, "id = $1", id.to_string()).await
 }
 
-pub async fn find_by_identifier<'e>(ex: impl AnyExecutor<'e>, identifier: &LoginIdentifier) -> Result<Option<UserRecord>> {
+pub async fn find_by_identifier<'e>(
+    ex: impl AnyExecutor<'e>,
+    identifier: &LoginIdentifier,
+) -> Result<Option<UserRecord>> {
     match identifier {
         LoginIdentifier::Email(email) => fetch_one_where(ex, "email = $1", email.clone()).await,
         LoginIdentifier::Username(name) => fetch_one_where(ex, "username = $1", name.clone()).await,
@@ -113,7 +124,10 @@ pub async fn find_by_identifier<'e>(ex: impl AnyExecutor<'e>, identifier: &Login
 }
 
 pub async fn email_exists<'e>(ex: impl AnyExecutor<'e>, email: &str) -> Result<bool> {
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = $1").bind(email).fetch_one(ex).await?;
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(ex)
+        .await?;
     Ok(count > 0)
 }
 
