@@ -19,7 +19,8 @@ use super::roles::Role;
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Tokens longer than this are not parsed at all.
 const MAX_TOKEN_LEN: usize = 4096;
-const LEEWAY_SECONDS: u64 = 5;
+/// Clock difference tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 5;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccessClaims {

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod passwords;
 pub mod revocation;
 pub mod sessions;
+pub mod token_cache;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub struct Services {
     pub passwords: passwords::Passwords,
     pub keys: KeyRing,
     pub revocations: Arc<revocation::Revocations>,
+    pub verified_tokens: token_cache::VerifiedTokens,
 }
 
 impl Services {
@@ -51,6 +53,7 @@ impl Services {
             passwords,
             keys,
             revocations,
+            verified_tokens: Default::default(),
         }))
     }
 }

@@ -1,10 +1,12 @@
-//! Password hashing off the async runtime: Argon2id runs on the blocking pool, at most
-//! `hash_concurrency` at once, so a login flood queues logins instead of starving token-checked requests.
+//! Password hashing off the async runtime. Argon2id runs on a small pool of its own threads
+//! (`hash_concurrency`, default one per core) at a lower scheduling priority: a login flood uses every
+//! idle cycle, queues the logins it cannot serve, and still yields the CPU to the async workers that
+//! answer token-checked requests.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -13,17 +15,36 @@ use crate::{
     error::{Error, Result},
 };
 
+type Job = Box<dyn FnOnce(&Hasher) + Send>;
+
+/// `nice` value of the hashing threads: low enough that the async workers win the CPU when both want it.
+const HASH_THREAD_NICE: i32 = 10;
+
 pub struct Passwords {
-    hasher: Arc<Hasher>,
-    permits: Semaphore,
+    jobs: Mutex<mpsc::Sender<Job>>,
     pub policy: Policy,
 }
 
 impl Passwords {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let hasher = Arc::new(Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..config.hash_concurrency {
+            let (hasher, queue) = (hasher.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name(format!("latchkey-hash-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    // Ends when `Passwords` is dropped and the queue closes.
+                    while let Ok(job) = { queue.lock().unwrap_or_else(|p| p.into_inner()).recv() } {
+                        job(&hasher);
+                    }
+                })
+                .context("cannot start the password hashing threads")?;
+        }
         Ok(Self {
-            hasher: Arc::new(Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?),
-            permits: Semaphore::new(config.hash_concurrency),
+            jobs: Mutex::new(jobs),
             policy: Policy {
                 min_chars: config.password_min_length,
             },
@@ -31,11 +52,18 @@ impl Passwords {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Hasher) -> T + Send + 'static) -> Result<T> {
-        let _permit = self.permits.acquire().await.context("password hashing is shut down")?;
-        let hasher = self.hasher.clone();
-        Ok(tokio::task::spawn_blocking(move || work(&hasher))
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |hasher| {
+            let _ = done.send(work(hasher));
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the password hashing threads have stopped")))?;
+        result
             .await
-            .context("password hashing panicked")?)
+            .map_err(|_| Error::Internal(anyhow::anyhow!("a password hashing job was dropped")))
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
@@ -58,5 +86,15 @@ impl Passwords {
         })
         .await?
         .map_err(|e| Error::Internal(e.into()))
+    }
+}
+
+/// Lowers this thread's priority. Best effort: where it is not allowed, hashing simply runs at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread's own id has no memory-safety preconditions.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASH_THREAD_NICE);
     }
 }

@@ -31,10 +31,18 @@ pub struct IssuedTokens {
 }
 
 impl Services {
-    /// Checks a bearer access token: signature and claims, then that its session has not been revoked.
-    /// No database read: revocations are mirrored in memory.
+    /// Checks a bearer access token: signature and claims (or a cached earlier verification of the same
+    /// token), then that its session has not been revoked. No database read: revocations are in memory.
     pub fn authenticate(&self, token: &str) -> Result<AccessClaims> {
-        let claims = self.keys.verify(token).map_err(|InvalidToken| Error::InvalidToken)?;
+        let now = clock::now_ms() / 1000;
+        let claims = match self.verified_tokens.get(token, now) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.keys.verify(token).map_err(|InvalidToken| Error::InvalidToken)?;
+                self.verified_tokens.insert(token, &claims, now);
+                claims
+            }
+        };
         if self.revocations.is_revoked(claims.sid) {
             return Err(Error::InvalidToken);
         }

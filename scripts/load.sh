@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Load test of the HTTP hot paths with wrk (Debian: apt-get install wrk), against a release build on a
+# fresh SQLite database with production Argon2id parameters. Prints wrk's own reports.
+#
+#   scripts/load.sh            # 64 connections, 20 s per run
+#   DURATION=10s CONNECTIONS=32 scripts/load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-20s}
+CONNECTIONS=${CONNECTIONS:-64}
+PORT=${PORT:-18080}
+B="http://127.0.0.1:$PORT"
+PASSWORD="correct horse battery staple plume"
+
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release --quiet
+work=$(mktemp -d)
+LATCHKEY_BIND="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$work/load.db" LATCHKEY_KEY_FILE="$work/latchkey.key" \
+  RUST_LOG=warn ./target/release/latchkey serve &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 50); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.2; done
+
+curl -sf "$B/api/v1/auth/register" -H 'content-type: application/json' \
+  -d "{\"email\":\"load@example.com\",\"password\":\"$PASSWORD\"}" >/dev/null
+token=$(curl -sf "$B/api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"username\":\"load@example.com\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+cat > "$work/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"username":"load@example.com","password":"$PASSWORD"}'
+LUA
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== GET /api/v1/auth/me, $CONNECTIONS connections, $DURATION"
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
+
+echo "== POST /api/v1/auth/login (correct password), $CONNECTIONS connections, $DURATION"
+wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/login.lua" "$B/api/v1/auth/login"
+
+echo "== GET /api/v1/auth/me at 64 connections while 64 connections flood POST /auth/login"
+wrk -t1 -c64 -d"$DURATION" -s "$work/login.lua" "$B/api/v1/auth/login" >"$work/flood.txt" &
+flood=$!
+sleep 2
+wrk -t1 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
+wait $flood
+echo "-- the login flood meanwhile:"
+cat "$work/flood.txt"
