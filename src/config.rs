@@ -45,6 +45,10 @@ pub struct Config {
     pub database_url: String,
     pub issuer: String,
     pub audience: String,
+    /// The issuer authenticator apps show next to the account.
+    pub mfa_issuer: String,
+    /// Lifetime of a login's `mfa_token` (API.md: 5 minutes; only tests shorten it).
+    pub mfa_token_ttl: Duration,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_idle: Duration,
@@ -67,6 +71,8 @@ impl Default for Config {
             database_url: "sqlite://latchkey.db".into(),
             issuer: "http://localhost:8080".into(),
             audience: "latchkey".into(),
+            mfa_issuer: "Latchkey".into(),
+            mfa_token_ttl: Duration::from_secs(300),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(604_800),
             session_idle: Duration::from_secs(86_400),
@@ -88,6 +94,7 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_DATABASE_URL",
     "LATCHKEY_ISSUER",
     "LATCHKEY_AUDIENCE",
+    "LATCHKEY_MFA_ISSUER",
     "LATCHKEY_ACCESS_TTL_SECONDS",
     "LATCHKEY_REFRESH_TTL_SECONDS",
     "LATCHKEY_SESSION_IDLE_SECONDS",
@@ -150,6 +157,9 @@ impl Config {
         }
         if let Some(aud) = get("LATCHKEY_AUDIENCE") {
             c.audience = aud;
+        }
+        if let Some(issuer) = get("LATCHKEY_MFA_ISSUER") {
+            c.mfa_issuer = issuer;
         }
         c.access_ttl = secs("LATCHKEY_ACCESS_TTL_SECONDS", c.access_ttl)?;
         c.refresh_ttl = secs("LATCHKEY_REFRESH_TTL_SECONDS", c.refresh_ttl)?;

@@ -23,6 +23,12 @@ pub enum Error {
     WrongPassword,
     #[error("inactive user")]
     InactiveUser,
+    /// The action needs a session that passed the second factor.
+    #[error("mfa required")]
+    MfaRequired,
+    /// A wrong TOTP or backup code: 401 while logging in, 400 when managing MFA.
+    #[error("invalid code")]
+    InvalidCode { at_login: bool },
     #[error("not found")]
     NotFound,
     #[error("conflict: {code}")]

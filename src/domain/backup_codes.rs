@@ -16,8 +16,14 @@ pub fn generate() -> Vec<String> {
     (0..COUNT)
         .map(|_| {
             // 32 symbols divide 256 evenly, so masking keeps every symbol equally likely.
-            let raw: Vec<char> = random::bytes::<LEN>().iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
-            raw.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+            let raw: Vec<char> = random::bytes::<LEN>()
+                .iter()
+                .map(|b| ALPHABET[(b & 31) as usize] as char)
+                .collect();
+            raw.chunks(4)
+                .map(|c| c.iter().collect::<String>())
+                .collect::<Vec<_>>()
+                .join("-")
         })
         .collect()
 }
@@ -45,14 +51,17 @@ pub struct CodeHasher {
 impl CodeHasher {
     /// Derives its own key from the server key, so that it is never the key that seals secrets.
     pub fn new(server_key: &[u8; 32]) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(server_key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(server_key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(b"latchkey/backup-codes/v1");
-        Self { key: Zeroizing::new(mac.finalize().into_bytes().into()) }
+        Self {
+            key: Zeroizing::new(mac.finalize().into_bytes().into()),
+        }
     }
 
     pub fn digest(&self, normalized: &str) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(self.key.as_slice()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(normalized.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }

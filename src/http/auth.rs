@@ -20,7 +20,7 @@ use crate::{
     app::AppState,
     clock,
     domain::roles::Role,
-    service::{accounts::NewAccount, sessions::IssuedTokens},
+    service::{accounts::NewAccount, mfa::LoginOutcome, sessions::IssuedTokens},
     store::users::UserRecord,
 };
 
@@ -93,6 +93,41 @@ impl From<IssuedTokens> for TokenPair {
     }
 }
 
+/// A correct password for an account with two-factor authentication: send a code to `/auth/mfa/challenge`.
+#[derive(Serialize, ToSchema)]
+pub struct MfaPending {
+    /// Always true here.
+    pub mfa_required: bool,
+    /// Opaque, single use, accepted only by `/auth/mfa/challenge`.
+    pub mfa_token: String,
+    #[schema(example = json!(["totp", "backup_code"]))]
+    pub methods: [&'static str; 2],
+    /// Seconds the `mfa_token` stays valid.
+    #[schema(example = 300)]
+    pub expires_in: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Tokens(TokenPair),
+    MfaPending(MfaPending),
+}
+
+impl From<LoginOutcome> for LoginResponse {
+    fn from(outcome: LoginOutcome) -> Self {
+        match outcome {
+            LoginOutcome::Tokens(tokens) => Self::Tokens(tokens.into()),
+            LoginOutcome::SecondFactorOwed { mfa_token, expires_in } => Self::MfaPending(MfaPending {
+                mfa_required: true,
+                mfa_token,
+                methods: ["totp", "backup_code"],
+                expires_in,
+            }),
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     #[schema(example = "ana@example.com")]
@@ -156,7 +191,7 @@ async fn register(
         (PasswordGrant = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 200, description = "Signed in, or (with two-factor authentication on) a second factor owed", body = LoginResponse),
         (status = 400, description = "Malformed body or grant type", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown user or wrong password, one answer", body = ErrorBody),
         (status = 403, description = "`inactive_user`, after a correct password", body = ErrorBody),
@@ -167,7 +202,7 @@ async fn login(
     State(app): State<AppState>,
     ClientInfo(client): ClientInfo,
     LoginBody(body): LoginBody,
-) -> Result<axum::Json<TokenPair>, ApiError> {
+) -> Result<axum::Json<LoginResponse>, ApiError> {
     Ok(axum::Json(
         app.login(&body.username, &body.password, &client).await?.into(),
     ))

@@ -125,6 +125,16 @@ impl From<Error> for ApiError {
             }
             Error::WrongPassword => Self::new(S::BAD_REQUEST, "wrong_password", "The current password is not correct."),
             Error::InactiveUser => Self::new(S::FORBIDDEN, "inactive_user", "This account has been deactivated."),
+            Error::MfaRequired => Self::new(
+                S::FORBIDDEN,
+                "mfa_required",
+                "Sign in with your second factor to do this.",
+            ),
+            Error::InvalidCode { at_login } => Self::new(
+                if at_login { S::UNAUTHORIZED } else { S::BAD_REQUEST },
+                "invalid_code",
+                "The code is not correct, or it was already used.",
+            ),
             Error::NotFound => Self::for_status(S::NOT_FOUND),
             Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
             Error::Validation(details) => {

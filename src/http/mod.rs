@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod mfa;
 pub mod openapi;
 pub mod ops;
 pub mod sessions;
@@ -32,6 +33,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
+        .merge(mfa::router())
         .merge(sessions::router())
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(

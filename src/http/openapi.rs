@@ -6,13 +6,15 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, error, extract, ops, sessions};
+use super::{auth, error, extract, mfa, ops, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Latchkey", description = "Self-hosted authentication: accounts, sessions, JWT access tokens."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me, auth::change_password,
+        mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
+        mfa::challenge,
         sessions::list, sessions::revoke, sessions::own_audit,
         ops::healthz, ops::readyz, ops::jwks,
     ),
@@ -20,6 +22,7 @@ use super::{auth, error, extract, ops, sessions};
     modifiers(&Security),
     tags(
         (name = "auth", description = "Accounts, login and tokens"),
+        (name = "mfa", description = "Two-factor authentication: TOTP and backup codes"),
         (name = "sessions", description = "The caller's sessions and security log"),
         (name = "operations", description = "Health, readiness, keys"),
     )

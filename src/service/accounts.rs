@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::{
     Client, Services,
     audit::{self, Event},
+    mfa::LoginOutcome,
     sessions::IssuedTokens,
 };
 use crate::{
@@ -157,7 +158,8 @@ impl Services {
     }
 
     /// Password login. Unknown users cost one Argon2 verification like everyone else and get the same answer.
-    pub async fn login(&self, identifier: &str, password: &str, client: &Client) -> Result<IssuedTokens> {
+    /// An enrolled user gets an `mfa_token` instead of tokens.
+    pub async fn login(&self, identifier: &str, password: &str, client: &Client) -> Result<LoginOutcome> {
         let identifier = LoginIdentifier::parse(identifier);
         let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
         let verification = self
@@ -194,6 +196,11 @@ impl Services {
         if let Some(hash) = &upgraded {
             users::set_password_hash(&mut tx, user.id, hash, now).await?;
         }
+        if user.mfa_enabled {
+            let owed = self.open_challenge(&mut tx, &user).await?;
+            tx.commit().await?;
+            return Ok(owed);
+        }
         users::record_login(&mut tx, user.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
         let event = Event::success("login", user.id)
@@ -201,23 +208,15 @@ impl Services {
             .with("hash_upgraded", upgraded.is_some());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
-        Ok(tokens)
+        Ok(LoginOutcome::Tokens(tokens))
     }
 
     /// Needs the current password; ends every other session of the user.
     pub async fn change_password(&self, auth: &AccessClaims, current: &str, new: &str, client: &Client) -> Result<()> {
         let user = self.user(auth.sub).await?;
-        if !matches!(
-            self.passwords.verify(current, Some(&user.password_hash)).await?,
-            Verification::Match { .. }
-        ) {
-            self.record_alone(
-                client,
-                Event::failure("password_changed", Some(user.id)).with("reason", "wrong_password"),
-            )
+        self.require_step_up(auth, &user)?;
+        self.check_current_password(&user, current, client, "password_changed")
             .await?;
-            return Err(Error::WrongPassword);
-        }
         self.passwords
             .policy
             .check(new, &user.email, user.username.as_deref())
@@ -241,6 +240,29 @@ impl Services {
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())
+    }
+
+    /// Confirms the password of a signed-in user before a sensitive change; a wrong one is audited as a
+    /// failed `action`.
+    pub(crate) async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+        client: &Client,
+        action: &'static str,
+    ) -> Result<()> {
+        if matches!(
+            self.passwords.verify(password, Some(&user.password_hash)).await?,
+            Verification::Match { .. }
+        ) {
+            return Ok(());
+        }
+        self.record_alone(
+            client,
+            Event::failure(action, Some(user.id)).with("reason", "wrong_password"),
+        )
+        .await?;
+        Err(Error::WrongPassword)
     }
 
     /// The user behind a valid token. A token can outlive a deleted user only by its short lifetime.

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod keys;
+pub mod mfa;
 pub mod passwords;
 pub mod revocation;
 pub mod sessions;
@@ -15,7 +16,7 @@ use anyhow::Context;
 
 use crate::{
     config::Config,
-    domain::{seal::Sealer, tokens::KeyRing},
+    domain::{backup_codes::CodeHasher, seal::Sealer, tokens::KeyRing},
     store::Db,
 };
 
@@ -32,6 +33,9 @@ pub struct Services {
     pub db: Db,
     pub passwords: passwords::Passwords,
     pub keys: KeyRing,
+    /// Seals TOTP secrets at rest.
+    pub sealer: Sealer,
+    pub backup_codes: CodeHasher,
     pub revocations: Arc<revocation::Revocations>,
     pub verified_tokens: token_cache::VerifiedTokens,
 }
@@ -42,7 +46,9 @@ impl Services {
         config.validate()?;
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
-        let sealer = Sealer::new(&*keys::load_secret_key(&config.secret_key)?);
+        let server_key = keys::load_secret_key(&config.secret_key)?;
+        let sealer = Sealer::new(&server_key);
+        let backup_codes = CodeHasher::new(&server_key);
         let keys = keys::load_key_ring(&config, &db, &sealer).await?;
         let passwords = passwords::Passwords::new(&config)?;
         let revocations = Arc::new(revocation::Revocations::new(&config));
@@ -52,6 +58,8 @@ impl Services {
             db,
             passwords,
             keys,
+            sealer,
+            backup_codes,
             revocations,
             verified_tokens: Default::default(),
         }))

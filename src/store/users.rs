@@ -149,3 +149,13 @@ pub async fn record_login(conn: &mut AnyConnection, id: Uuid, now: i64) -> Resul
         .await?;
     Ok(())
 }
+
+pub async fn set_mfa_enabled(conn: &mut AnyConnection, id: Uuid, enabled: bool, now: i64) -> Result<()> {
+    sqlx::query("UPDATE users SET mfa_enabled = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(enabled))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

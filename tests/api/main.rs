@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod errors;
 mod login;
+mod mfa;
 mod ops;
 mod register;
 mod sessions;

@@ -1,0 +1,324 @@
+//! Two-factor authentication: TOTP enrollment, the login challenge, backup codes, and turning MFA off.
+
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+    sessions::IssuedTokens,
+};
+use crate::{
+    clock,
+    domain::{backup_codes, random, tokens::AccessClaims, totp},
+    error::{Error, Result},
+    store::{Tx, mfa, sessions, users, users::UserRecord},
+};
+
+/// API.md: an `mfa_token` dies after 5 wrong codes.
+const MAX_CHALLENGE_FAILURES: i64 = 5;
+
+/// What `/auth/mfa/setup` shows, once: the secret, its otpauth URI, and that URI as a QR code.
+pub struct Enrollment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_png: Vec<u8>,
+}
+
+/// A password login either completes or owes a second factor.
+pub enum LoginOutcome {
+    Tokens(IssuedTokens),
+    SecondFactorOwed { mfa_token: String, expires_in: i64 },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Factor {
+    Totp,
+    BackupCode,
+}
+
+impl Factor {
+    /// RFC 8176 method reference.
+    fn amr(self) -> &'static str {
+        match self {
+            Factor::Totp => "otp",
+            Factor::BackupCode => "backup_code",
+        }
+    }
+}
+
+fn already_enabled() -> Error {
+    Error::Conflict {
+        code: "mfa_already_enabled",
+        message: "Two-factor authentication is already on.",
+    }
+}
+
+fn not_enabled() -> Error {
+    Error::Conflict {
+        code: "mfa_not_enabled",
+        message: "Two-factor authentication is not on.",
+    }
+}
+
+fn seal_purpose(user_id: Uuid) -> String {
+    format!("totp:{user_id}")
+}
+
+impl Services {
+    /// Starts (or restarts) enrollment with a fresh secret; it stays pending until `/auth/mfa/enable`.
+    pub async fn mfa_setup(&self, auth: &AccessClaims) -> Result<Enrollment> {
+        let user = self.user(auth.sub).await?;
+        if user.mfa_enabled {
+            return Err(already_enabled());
+        }
+        let secret = totp::generate_secret();
+        let sealed = self.sealer.seal(&secret, &seal_purpose(user.id));
+        let mut tx = self.db.begin().await?;
+        if !mfa::set_pending_totp(&mut tx, user.id, &sealed, clock::now_ms()).await? {
+            return Err(already_enabled());
+        }
+        tx.commit().await?;
+        self.enrollment(&user, &secret)
+    }
+
+    /// The QR code of the pending enrollment; 404 when there is none.
+    pub async fn mfa_qr_png(&self, auth: &AccessClaims) -> Result<Vec<u8>> {
+        let user = self.user(auth.sub).await?;
+        let credential = mfa::totp(self.db.pool(), user.id)
+            .await?
+            .filter(|c| !c.enabled)
+            .ok_or(Error::NotFound)?;
+        let secret = self.open_secret(user.id, &credential.sealed_secret)?;
+        Ok(self.enrollment(&user, &secret)?.qr_png)
+    }
+
+    fn enrollment(&self, user: &UserRecord, secret: &[u8]) -> Result<Enrollment> {
+        let otpauth_uri = totp::otpauth_uri(&self.config.mfa_issuer, &user.email, secret);
+        let qr_png =
+            totp::qr_png(&otpauth_uri).map_err(|e| Error::Internal(anyhow::anyhow!("QR rendering failed: {e}")))?;
+        Ok(Enrollment {
+            secret: totp::secret_base32(secret),
+            otpauth_uri,
+            qr_png,
+        })
+    }
+
+    fn open_secret(&self, user_id: Uuid, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.sealer
+            .open(sealed, &seal_purpose(user_id))
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("a TOTP secret does not open")))
+    }
+
+    /// Checks a TOTP code against the user's credential (the pending one while enrolling) and records its
+    /// time step in `tx`, so that the code cannot be used again, on any instance.
+    async fn accept_totp(&self, tx: &mut Tx, user_id: Uuid, code: &str, enrolling: bool) -> Result<bool> {
+        let Some(credential) = mfa::totp(&mut **tx, user_id).await?.filter(|c| c.enabled != enrolling) else {
+            return Ok(false);
+        };
+        let secret = self.open_secret(user_id, &credential.sealed_secret)?;
+        let now = clock::now_ms() / 1000;
+        match totp::matching_step(&secret, code.trim(), now, credential.last_step) {
+            Some(step) => mfa::use_totp_step(tx, user_id, step).await,
+            None => Ok(false),
+        }
+    }
+
+    /// A 6-digit code is a TOTP code; anything else is tried as a backup code.
+    async fn accept_second_factor(&self, tx: &mut Tx, user_id: Uuid, code: &str) -> Result<Option<Factor>> {
+        let trimmed = code.trim();
+        if trimmed.len() == totp::DIGITS && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(self
+                .accept_totp(tx, user_id, trimmed, false)
+                .await?
+                .then_some(Factor::Totp));
+        }
+        let Some(normalized) = backup_codes::normalize(trimmed) else {
+            return Ok(None);
+        };
+        let hash = self.backup_codes.digest(&normalized);
+        Ok(mfa::use_backup_code(tx, user_id, &hash, clock::now_ms())
+            .await?
+            .then_some(Factor::BackupCode))
+    }
+
+    async fn store_new_backup_codes(&self, tx: &mut Tx, user_id: Uuid, now: i64) -> Result<Vec<String>> {
+        let codes = backup_codes::generate();
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| backup_codes::normalize(c))
+            .map(|c| self.backup_codes.digest(&c))
+            .collect();
+        mfa::replace_backup_codes(tx, user_id, &hashes, now).await?;
+        Ok(codes)
+    }
+
+    /// Finishes enrollment with a first code; returns the 10 backup codes, shown this once. Other sessions end.
+    pub async fn mfa_enable(&self, auth: &AccessClaims, code: &str, client: &Client) -> Result<Vec<String>> {
+        let user = self.user(auth.sub).await?;
+        if user.mfa_enabled {
+            return Err(already_enabled());
+        }
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        if mfa::totp(&mut *tx, user.id).await?.is_none_or(|c| c.enabled) {
+            return Err(Error::NotFound);
+        }
+        if !self.accept_totp(&mut tx, user.id, code, true).await? {
+            return Err(Error::InvalidCode { at_login: false });
+        }
+        let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
+        users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
+        let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("mfa_enabled", user.id).with("sessions_ended", ended.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(codes)
+    }
+
+    /// Turning MFA off needs an MFA-verified session, the password and a current code. Other sessions end.
+    pub async fn mfa_disable(&self, auth: &AccessClaims, password: &str, code: &str, client: &Client) -> Result<()> {
+        let user = self.enrolled_user_with_step_up(auth).await?;
+        self.check_current_password(&user, password, client, "mfa_disabled")
+            .await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
+            return Err(Error::InvalidCode { at_login: false });
+        };
+        mfa::delete_all(&mut tx, user.id).await?;
+        users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
+        let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_disabled").await?;
+        let event = Event::success("mfa_disabled", user.id)
+            .with("method", factor.amr())
+            .with("sessions_ended", ended.len());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(())
+    }
+
+    pub async fn backup_codes_remaining(&self, auth: &AccessClaims) -> Result<i64> {
+        mfa::remaining_backup_codes(self.db.pool(), auth.sub).await
+    }
+
+    /// A new set of 10 codes for a current TOTP code; the old set stops working.
+    pub async fn regenerate_backup_codes(
+        &self,
+        auth: &AccessClaims,
+        code: &str,
+        client: &Client,
+    ) -> Result<Vec<String>> {
+        let user = self.enrolled_user_with_step_up(auth).await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        if !self.accept_totp(&mut tx, user.id, code, false).await? {
+            return Err(Error::InvalidCode { at_login: false });
+        }
+        let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
+        audit::record(&mut tx, client, Event::success("backup_codes_regenerated", user.id)).await?;
+        tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// The caller, who must have MFA on and be in a session that passed it.
+    async fn enrolled_user_with_step_up(&self, auth: &AccessClaims) -> Result<UserRecord> {
+        let user = self.user(auth.sub).await?;
+        if !user.mfa_enabled {
+            return Err(not_enabled());
+        }
+        self.require_step_up(auth, &user)?;
+        Ok(user)
+    }
+
+    /// Sensitive changes on an enrolled account need a session whose token says `mfa: true`.
+    pub(crate) fn require_step_up(&self, auth: &AccessClaims, user: &UserRecord) -> Result<()> {
+        if user.mfa_enabled && !auth.mfa {
+            Err(Error::MfaRequired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// After a correct password for an enrolled user: a single-use `mfa_token` for `/auth/mfa/challenge`.
+    pub(crate) async fn open_challenge(&self, tx: &mut Tx, user: &UserRecord) -> Result<LoginOutcome> {
+        let now = clock::now_ms();
+        let mfa_token = random::opaque_token();
+        let ttl = clock::duration_ms(self.config.mfa_token_ttl);
+        mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.id, now, now + ttl).await?;
+        Ok(LoginOutcome::SecondFactorOwed {
+            mfa_token,
+            expires_in: ttl / 1000,
+        })
+    }
+
+    /// Login's second step. A wrong code counts against the `mfa_token`; the fifth spends it (429).
+    pub async fn mfa_challenge(&self, mfa_token: &str, code: &str, client: &Client) -> Result<IssuedTokens> {
+        let hash = random::token_digest(mfa_token);
+        let now = clock::now_ms();
+        let challenge = mfa::challenge(self.db.pool(), &hash)
+            .await?
+            .filter(|c| !c.spent && now < c.expires_at);
+        let Some(challenge) = challenge else {
+            return Err(Error::InvalidToken);
+        };
+        let user = users::find_by_id(self.db.pool(), challenge.user_id)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        if !user.mfa_enabled {
+            return Err(Error::InvalidToken);
+        }
+        if !user.is_active {
+            return Err(Error::InactiveUser);
+        }
+        let mut tx = self.db.begin().await?;
+        let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
+            let failures = mfa::fail_challenge(&mut tx, &hash, MAX_CHALLENGE_FAILURES, now).await?;
+            let event = Event::failure("mfa_challenge_failed", Some(user.id)).with("attempt", failures);
+            audit::record(&mut tx, client, event).await?;
+            tx.commit().await?;
+            return Err(if failures >= MAX_CHALLENGE_FAILURES {
+                Error::TooManyRequests {
+                    code: "too_many_attempts",
+                    retry_after: std::time::Duration::from_secs(1),
+                }
+            } else {
+                Error::InvalidCode { at_login: true }
+            });
+        };
+        if !mfa::spend_challenge(&mut tx, &hash, now).await? {
+            // A parallel request completed this challenge first; dropping the transaction gives the code back.
+            return Err(Error::InvalidToken);
+        }
+        users::record_login(&mut tx, user.id, now).await?;
+        let tokens = self
+            .open_session(&mut tx, &user, &["pwd", factor.amr()], client)
+            .await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("mfa_challenge", user.id).with("method", factor.amr()),
+        )
+        .await?;
+        if factor == Factor::BackupCode {
+            let remaining = mfa::remaining_backup_codes(&mut *tx, user.id).await?;
+            audit::record(
+                &mut tx,
+                client,
+                Event::success("backup_code_used", user.id).with("remaining", remaining),
+            )
+            .await?;
+        }
+        let event = Event::success("login", user.id)
+            .with("method", "password")
+            .with("second_factor", factor.amr());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(tokens)
+    }
+}
