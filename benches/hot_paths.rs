@@ -29,12 +29,8 @@ fn tokens(c: &mut Criterion) {
     let eddsa = KeyRing::eddsa(&Ed25519Key::generate(), "http://localhost:8080", "latchkey");
     let hs256 = KeyRing::hs256(&[42u8; 32], "http://localhost:8080", "latchkey");
     let (ed_token, hs_token) = (eddsa.sign(&claims()), hs256.sign(&claims()));
-    c.bench_function("token verify EdDSA", |b| {
-        b.iter(|| eddsa.verify(black_box(&ed_token)).is_ok())
-    });
-    c.bench_function("token verify HS256", |b| {
-        b.iter(|| hs256.verify(black_box(&hs_token)).is_ok())
-    });
+    c.bench_function("token verify EdDSA", |b| b.iter(|| eddsa.verify(black_box(&ed_token)).is_ok()));
+    c.bench_function("token verify HS256", |b| b.iter(|| hs256.verify(black_box(&hs_token)).is_ok()));
     c.bench_function("token sign EdDSA", |b| b.iter(|| eddsa.sign(black_box(&claims()))));
 }
 
@@ -43,9 +39,7 @@ fn passwords(c: &mut Criterion) {
     let stored = hasher.hash("correct horse battery staple plume").expect("hash");
     let mut group = c.benchmark_group("argon2id m=19456 t=2 p=1");
     group.sample_size(20);
-    group.bench_function("hash", |b| {
-        b.iter(|| hasher.hash(black_box("correct horse battery staple plume")))
-    });
+    group.bench_function("hash", |b| b.iter(|| hasher.hash(black_box("correct horse battery staple plume"))));
     group.bench_function("verify", |b| {
         b.iter(|| hasher.verify(black_box("correct horse battery staple plume"), &stored))
     });

@@ -31,17 +31,11 @@ impl Application {
     }
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let sync = self
-            .services
-            .revocations
-            .spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
+        let sync = self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
         let router = http::router(self.services.clone());
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         sync.abort();
         served
     }

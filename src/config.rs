@@ -53,6 +53,9 @@ pub struct Config {
     pub refresh_ttl: Duration,
     pub session_idle: Duration,
     pub password_min_length: usize,
+    /// Consecutive failed logins for one identifier (or one device) that lock it.
+    pub lockout_threshold: u32,
+    pub lockout: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     /// How many password hashes may run at once; the rest queue.
@@ -77,6 +80,8 @@ impl Default for Config {
             refresh_ttl: Duration::from_secs(604_800),
             session_idle: Duration::from_secs(86_400),
             password_min_length: 12,
+            lockout_threshold: 5,
+            lockout: Duration::from_secs(1800),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -99,6 +104,8 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_REFRESH_TTL_SECONDS",
     "LATCHKEY_SESSION_IDLE_SECONDS",
     "LATCHKEY_PASSWORD_MIN_LENGTH",
+    "LATCHKEY_LOCKOUT_THRESHOLD",
+    "LATCHKEY_LOCKOUT_SECONDS",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
     "LATCHKEY_HASH_CONCURRENCY",
@@ -129,11 +136,7 @@ impl Config {
         let mut c = Self::default();
         let parse = |name: &str| -> anyhow::Result<Option<u64>> {
             get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<u64>()
-                        .with_context(|| format!("{name} must be a whole number, got {v:?}"))
-                })
+                .map(|v| v.trim().parse::<u64>().with_context(|| format!("{name} must be a whole number, got {v:?}")))
                 .transpose()
         };
         let secs = |name: &str, default: Duration| -> anyhow::Result<Duration> {
@@ -145,9 +148,7 @@ impl Config {
         };
 
         if let Some(bind) = get("LATCHKEY_BIND") {
-            c.bind = bind
-                .parse()
-                .with_context(|| format!("LATCHKEY_BIND must be host:port, got {bind:?}"))?;
+            c.bind = bind.parse().with_context(|| format!("LATCHKEY_BIND must be host:port, got {bind:?}"))?;
         }
         if let Some(url) = get("LATCHKEY_DATABASE_URL") {
             c.database_url = url;
@@ -170,6 +171,13 @@ impl Config {
             }
             c.password_min_length = n as usize;
         }
+        if let Some(n) = parse("LATCHKEY_LOCKOUT_THRESHOLD")? {
+            if !(1..=100).contains(&n) {
+                bail!("LATCHKEY_LOCKOUT_THRESHOLD must be between 1 and 100 (NIST SP 800-63B allows at most 100)");
+            }
+            c.lockout_threshold = n as u32;
+        }
+        c.lockout = secs("LATCHKEY_LOCKOUT_SECONDS", c.lockout)?;
         if let Some(n) = parse("LATCHKEY_ARGON2_MEMORY_KIB")? {
             c.argon2_memory_kib = u32::try_from(n).context("LATCHKEY_ARGON2_MEMORY_KIB is too large")?;
         }
@@ -261,15 +269,10 @@ mod tests {
 
     #[test]
     fn weak_hs256_secrets_are_refused() {
-        let short = env(&[
-            ("LATCHKEY_JWT_ALG", "HS256"),
-            ("LATCHKEY_JWT_HS256_SECRET", "00112233445566778899aabbccddeeff"),
-        ]);
+        let short =
+            env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", "00112233445566778899aabbccddeeff")]);
         assert!(Config::from_lookup(short).is_err());
-        let repeated = env(&[
-            ("LATCHKEY_JWT_ALG", "HS256"),
-            ("LATCHKEY_JWT_HS256_SECRET", &"61".repeat(32)),
-        ]);
+        let repeated = env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", &"61".repeat(32))]);
         assert!(Config::from_lookup(repeated).is_err());
     }
 

@@ -49,10 +49,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError {
-            field,
-            message: message.into(),
-        }])
+        Self::Validation(vec![FieldError { field, message: message.into() }])
     }
 }
 

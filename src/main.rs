@@ -72,19 +72,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User(UserCommand::Create {
-            email,
-            username,
-            role,
-            password_hash,
-        }) => {
+        Command::User(UserCommand::Create { email, username, role, password_hash }) => {
             let services = Services::start(config).await?;
             let secret = read_stdin_line()?;
-            let initial = if password_hash {
-                InitialPassword::Hash(&secret)
-            } else {
-                InitialPassword::Plain(&secret)
-            };
+            let initial = if password_hash { InitialPassword::Hash(&secret) } else { InitialPassword::Plain(&secret) };
             let user = services
                 .create_user(&email, username.as_deref(), role, initial)
                 .await
@@ -103,10 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn read_stdin_line() -> anyhow::Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read standard input")?;
+    std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
     anyhow::ensure!(!trimmed.is_empty(), "expected the password on standard input");
     Ok(trimmed)

@@ -2,11 +2,7 @@
 //! with or without spaces and dashes (and O for 0, I or L for 1). Stored as a server-keyed HMAC-SHA256, so
 //! the database alone does not reveal them and a code is found by one lookup, not by trying every hash.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use zeroize::Zeroizing;
-
-use super::random;
+use super::{mac::Keyed, random};
 
 pub const COUNT: usize = 10;
 const LEN: usize = 12;
@@ -16,14 +12,8 @@ pub fn generate() -> Vec<String> {
     (0..COUNT)
         .map(|_| {
             // 32 symbols divide 256 evenly, so masking keeps every symbol equally likely.
-            let raw: Vec<char> = random::bytes::<LEN>()
-                .iter()
-                .map(|b| ALPHABET[(b & 31) as usize] as char)
-                .collect();
-            raw.chunks(4)
-                .map(|c| c.iter().collect::<String>())
-                .collect::<Vec<_>>()
-                .join("-")
+            let raw: Vec<char> = random::bytes::<LEN>().iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
+            raw.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
         })
         .collect()
 }
@@ -45,25 +35,16 @@ pub fn normalize(input: &str) -> Option<String> {
 /// Keyed digest of a normalized code, hex.
 #[derive(Clone)]
 pub struct CodeHasher {
-    key: Zeroizing<[u8; 32]>,
+    key: Keyed,
 }
 
 impl CodeHasher {
-    /// Derives its own key from the server key, so that it is never the key that seals secrets.
     pub fn new(server_key: &[u8; 32]) -> Self {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(server_key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(b"latchkey/backup-codes/v1");
-        Self {
-            key: Zeroizing::new(mac.finalize().into_bytes().into()),
-        }
+        Self { key: Keyed::derive(server_key, "latchkey/backup-codes/v1") }
     }
 
     pub fn digest(&self, normalized: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.as_slice())
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(normalized.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(self.key.tag(&[normalized.as_bytes()]))
     }
 }
 

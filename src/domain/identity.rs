@@ -37,10 +37,14 @@ impl LoginIdentifier {
     /// Never fails: an identifier that cannot exist simply matches no account.
     pub fn parse(raw: &str) -> Self {
         let normalized = raw.trim().to_lowercase();
-        if normalized.contains('@') {
-            Self::Email(normalized)
-        } else {
-            Self::Username(normalized)
+        if normalized.contains('@') { Self::Email(normalized) } else { Self::Username(normalized) }
+    }
+
+    /// What lockout counts failures against: the kind and the normalised text.
+    pub fn lock_key(&self) -> String {
+        match self {
+            Self::Email(s) => format!("email:{s}"),
+            Self::Username(s) => format!("username:{s}"),
         }
     }
 
@@ -62,15 +66,7 @@ mod tests {
 
     #[test]
     fn bad_emails_are_refused() {
-        for bad in [
-            "",
-            "ana",
-            "ana@",
-            "@example.com",
-            "ana@localhost",
-            "Ana <ana@example.com>",
-            "a b@example.com",
-        ] {
+        for bad in ["", "ana", "ana@", "@example.com", "ana@localhost", "Ana <ana@example.com>", "a b@example.com"] {
             assert!(normalize_email(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
@@ -86,10 +82,7 @@ mod tests {
 
     #[test]
     fn identifiers_pick_email_or_username() {
-        assert_eq!(
-            LoginIdentifier::parse(" Ana@Example.com"),
-            LoginIdentifier::Email("ana@example.com".into())
-        );
+        assert_eq!(LoginIdentifier::parse(" Ana@Example.com"), LoginIdentifier::Email("ana@example.com".into()));
         assert_eq!(LoginIdentifier::parse("Ana"), LoginIdentifier::Username("ana".into()));
     }
 }

@@ -1,7 +1,9 @@
 //! Pure logic: no HTTP, no SQL. Everything here is unit-tested without I/O.
 
 pub mod backup_codes;
+pub mod device_token;
 pub mod identity;
+pub mod mac;
 pub mod password;
 pub mod random;
 pub mod roles;

@@ -21,22 +21,15 @@ const NONCE_LEN: usize = 12;
 
 impl Sealer {
     pub fn new(key: &[u8; 32]) -> Self {
-        Self {
-            cipher: Aes256Gcm::new(key.into()),
-        }
+        Self { cipher: Aes256Gcm::new(key.into()) }
     }
 
     pub fn seal(&self, plaintext: &[u8], purpose: &str) -> Vec<u8> {
         let nonce = random::bytes::<NONCE_LEN>();
-        let payload = Payload {
-            msg: plaintext,
-            aad: purpose.as_bytes(),
-        };
+        let payload = Payload { msg: plaintext, aad: purpose.as_bytes() };
         #[allow(clippy::expect_used)]
-        let ciphertext = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .expect("AES-GCM encryption cannot fail");
+        let ciphertext =
+            self.cipher.encrypt(Nonce::from_slice(&nonce), payload).expect("AES-GCM encryption cannot fail");
         [nonce.as_slice(), &ciphertext].concat()
     }
 
@@ -46,13 +39,7 @@ impl Sealer {
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: purpose.as_bytes(),
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: purpose.as_bytes() })
             .map(Zeroizing::new)
             .map_err(|_| SealError)
     }
@@ -71,10 +58,7 @@ mod tests {
         let mut flipped = sealed.clone();
         flipped[20] ^= 1;
         assert!(sealer.open(&flipped, "signing-key:a").is_err());
-        assert!(
-            Sealer::new(&[8; 32]).open(&sealed, "signing-key:a").is_err(),
-            "another key does not open it"
-        );
+        assert!(Sealer::new(&[8; 32]).open(&sealed, "signing-key:a").is_err(), "another key does not open it");
         assert!(sealer.open(&sealed[..5], "signing-key:a").is_err());
     }
 

@@ -50,10 +50,7 @@ impl Ed25519Key {
     pub fn from_seed(seed: Zeroizing<[u8; 32]>) -> Self {
         let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
         let x = URL_SAFE_NO_PAD.encode(public.as_bytes());
-        Self {
-            kid: jwk_thumbprint(&x),
-            seed,
-        }
+        Self { kid: jwk_thumbprint(&x), seed }
     }
 
     pub fn generate() -> Self {
@@ -142,13 +139,7 @@ impl KeyRing {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        Self {
-            header,
-            encoding,
-            verifying,
-            validation,
-            jwks,
-        }
+        Self { header, encoding, verifying, validation, jwks }
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> String {
@@ -163,19 +154,10 @@ impl KeyRing {
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken)?;
         let brings_own_key =
             header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some();
-        if brings_own_key
-            || header
-                .typ
-                .as_deref()
-                .is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE))
-        {
+        if brings_own_key || header.typ.as_deref().is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
             return Err(InvalidToken);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.verifying.get(kid))
-            .ok_or(InvalidToken)?;
+        let key = header.kid.as_deref().and_then(|kid| self.verifying.get(kid)).ok_or(InvalidToken)?;
         jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|_| InvalidToken)
@@ -244,10 +226,7 @@ mod tests {
         assert_eq!(ring.verify(&forged), Err(InvalidToken));
         let mut sig = URL_SAFE_NO_PAD.decode(&p[2]).unwrap();
         sig[0] ^= 1;
-        assert_eq!(
-            ring.verify(&format!("{}.{}.{}", p[0], p[1], URL_SAFE_NO_PAD.encode(sig))),
-            Err(InvalidToken)
-        );
+        assert_eq!(ring.verify(&format!("{}.{}.{}", p[0], p[1], URL_SAFE_NO_PAD.encode(sig))), Err(InvalidToken));
         assert_eq!(ring.verify(&format!("{}.{}.", p[0], p[1])), Err(InvalidToken));
     }
 
@@ -300,14 +279,8 @@ mod tests {
         };
         assert!(ring.verify(&with("exp", (now() - 60).into())).is_err(), "expired");
         assert!(ring.verify(&with("aud", "other".into())).is_err(), "audience");
-        assert!(
-            ring.verify(&with("iss", "https://evil.example".into())).is_err(),
-            "issuer"
-        );
-        assert!(
-            ring.verify(&with("nbf", (now() + 600).into())).is_err(),
-            "not yet valid"
-        );
+        assert!(ring.verify(&with("iss", "https://evil.example".into())).is_err(), "issuer");
+        assert!(ring.verify(&with("nbf", (now() + 600).into())).is_err(), "not yet valid");
         assert!(ring.verify(&with("role", "root".into())).is_err(), "unknown role");
         let mut no_exp = good.clone();
         no_exp.as_object_mut().unwrap().remove("exp");

@@ -79,6 +79,10 @@ pub struct TokenPair {
     #[schema(example = 900)]
     pub expires_in: i64,
     pub mfa_required: bool,
+    /// After a completed sign-in: send it back in later logins to be recognised as a known device, which
+    /// the lockout of the identifier does not apply to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 impl From<IssuedTokens> for TokenPair {
@@ -89,6 +93,7 @@ impl From<IssuedTokens> for TokenPair {
             token_type: "Bearer",
             expires_in: t.expires_in,
             mfa_required: false,
+            device_token: t.device_token,
         }
     }
 }
@@ -170,19 +175,9 @@ async fn register(
     ClientInfo(client): ClientInfo,
     Json(body): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = NewAccount {
-        email: &body.email,
-        username: body.username.as_deref(),
-        password: &body.password,
-    };
+    let new = NewAccount { email: &body.email, username: body.username.as_deref(), password: &body.password };
     let (user, tokens) = app.register(new, &client).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(RegisterResponse {
-            user: user.into(),
-            tokens: tokens.into(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: user.into(), tokens: tokens.into() })))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
@@ -203,9 +198,7 @@ async fn login(
     ClientInfo(client): ClientInfo,
     LoginBody(body): LoginBody,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
-    Ok(axum::Json(
-        app.login(&body.username, &body.password, &client).await?.into(),
-    ))
+    Ok(axum::Json(app.login(&body.username, &body.password, body.device_token.as_deref(), &client).await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -264,7 +257,6 @@ async fn change_password(
     ClientInfo(client): ClientInfo,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    app.change_password(&auth, &body.current_password, &body.new_password, &client)
-        .await?;
+    app.change_password(&auth, &body.current_password, &body.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -50,36 +50,22 @@ impl ApiError {
         let www_authenticate = (status == StatusCode::UNAUTHORIZED).then_some(REALM);
         Self {
             status,
-            body: ErrorBody {
-                error,
-                message: message.into(),
-                details: None,
-            },
+            body: ErrorBody { error, message: message.into(), details: None },
             www_authenticate,
             retry_after: None,
         }
     }
 
     fn with_details(mut self, details: Vec<FieldError>) -> Self {
-        self.body.details = Some(
-            details
-                .into_iter()
-                .map(|d| FieldDetail {
-                    field: d.field.to_string(),
-                    message: d.message,
-                })
-                .collect(),
-        );
+        self.body.details =
+            Some(details.into_iter().map(|d| FieldDetail { field: d.field.to_string(), message: d.message }).collect());
         self
     }
 
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message.clone());
-        e.body.details = Some(vec![FieldDetail {
-            field: field.to_string(),
-            message,
-        }]);
+        e.body.details = Some(vec![FieldDetail { field: field.to_string(), message }]);
         e
     }
 
@@ -87,11 +73,9 @@ impl ApiError {
     pub fn for_status(status: StatusCode) -> Self {
         match status {
             StatusCode::NOT_FOUND => Self::new(status, "not_found", "There is nothing at this address."),
-            StatusCode::METHOD_NOT_ALLOWED => Self::new(
-                status,
-                "method_not_allowed",
-                "This address does not accept that method.",
-            ),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::new(status, "method_not_allowed", "This address does not accept that method.")
+            }
             StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::new(status, "payload_too_large", "The request body is larger than 64 KiB.")
             }
@@ -115,21 +99,15 @@ impl From<Error> for ApiError {
             }
             Error::MissingToken => Self::new(S::UNAUTHORIZED, "invalid_token", "This needs a bearer access token."),
             Error::InvalidToken => {
-                let mut e = Self::new(
-                    S::UNAUTHORIZED,
-                    "invalid_token",
-                    "The token is invalid, expired or revoked.",
-                );
+                let mut e = Self::new(S::UNAUTHORIZED, "invalid_token", "The token is invalid, expired or revoked.");
                 e.www_authenticate = Some(REALM_INVALID);
                 e
             }
             Error::WrongPassword => Self::new(S::BAD_REQUEST, "wrong_password", "The current password is not correct."),
             Error::InactiveUser => Self::new(S::FORBIDDEN, "inactive_user", "This account has been deactivated."),
-            Error::MfaRequired => Self::new(
-                S::FORBIDDEN,
-                "mfa_required",
-                "Sign in with your second factor to do this.",
-            ),
+            Error::MfaRequired => {
+                Self::new(S::FORBIDDEN, "mfa_required", "Sign in with your second factor to do this.")
+            }
             Error::InvalidCode { at_login } => Self::new(
                 if at_login { S::UNAUTHORIZED } else { S::BAD_REQUEST },
                 "invalid_code",
@@ -138,9 +116,8 @@ impl From<Error> for ApiError {
             Error::NotFound => Self::for_status(S::NOT_FOUND),
             Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
             Error::Validation(details) => {
-                let message = details
-                    .first()
-                    .map_or_else(|| "The request is not valid.".to_string(), |d| d.message.clone());
+                let message =
+                    details.first().map_or_else(|| "The request is not valid.".to_string(), |d| d.message.clone());
                 Self::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(details)
             }
             Error::WeakPassword(detail) => {

@@ -40,22 +40,15 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         }
         JsonRejection::JsonDataError(e) => data_error(&e.body_text()),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE),
-        _ => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The request body could not be read.",
-        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "The request body could not be read."),
     }
 }
 
 /// serde says "missing field `email`" or "invalid type: integer `5`, expected a string"; name the field
 /// where serde does, without echoing the client's values back.
 fn data_error(text: &str) -> ApiError {
-    let quoted = |marker: &str| {
-        text.split_once(marker)
-            .and_then(|(_, rest)| rest.split('`').next())
-            .map(str::to_string)
-    };
+    let quoted =
+        |marker: &str| text.split_once(marker).and_then(|(_, rest)| rest.split('`').next()).map(str::to_string);
     if let Some(field) = quoted("missing field `") {
         return ApiError::validation(&field, format!("The field {field} is required."));
     }
@@ -91,14 +84,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .map(|v| truncate_user_agent(&String::from_utf8_lossy(v.as_bytes())));
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent =
+            parts.headers.get(header::USER_AGENT).map(|v| truncate_user_agent(&String::from_utf8_lossy(v.as_bytes())));
         Ok(Self(Client { ip, user_agent }))
     }
 }
@@ -109,6 +97,8 @@ pub struct LoginRequest {
     #[schema(example = "ana@example.com")]
     pub username: String,
     pub password: String,
+    /// The `device_token` of an earlier login from this client: exempts it from the lockout of its identifier.
+    pub device_token: Option<String>,
 }
 
 /// The OAuth2 password grant (RFC 6749 §4.3), as Swagger UI's Authorize button sends it.
@@ -130,15 +120,10 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         if content_type.starts_with("application/x-www-form-urlencoded") {
-            let bytes = axum::body::Bytes::from_request(req, state)
-                .await
-                .map_err(|r| ApiError::for_status(r.status()))?;
+            let bytes =
+                axum::body::Bytes::from_request(req, state).await.map_err(|r| ApiError::for_status(r.status()))?;
             let grant: PasswordGrant = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -153,10 +138,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
                     "Only grant_type=password is supported here.",
                 ));
             }
-            return Ok(Self(LoginRequest {
-                username: grant.username,
-                password: grant.password,
-            }));
+            return Ok(Self(LoginRequest { username: grant.username, password: grant.password, device_token: None }));
         }
         let Json(body) = Json::<LoginRequest>::from_request(req, state).await?;
         Ok(Self(body))

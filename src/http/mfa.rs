@@ -123,10 +123,7 @@ async fn enable(
     Json(body): Json<CodeRequest>,
 ) -> Result<axum::Json<MfaEnabled>, ApiError> {
     let backup_codes = app.mfa_enable(&auth, &body.code, &client).await?;
-    Ok(axum::Json(MfaEnabled {
-        mfa_enabled: true,
-        backup_codes,
-    }))
+    Ok(axum::Json(MfaEnabled { mfa_enabled: true, backup_codes }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/mfa/disable", tag = "mfa", request_body = DisableRequest,
@@ -154,9 +151,7 @@ async fn backup_codes_remaining(
     State(app): State<AppState>,
     CurrentUser(auth): CurrentUser,
 ) -> Result<axum::Json<BackupCodesRemaining>, ApiError> {
-    Ok(axum::Json(BackupCodesRemaining {
-        remaining: app.backup_codes_remaining(&auth).await?,
-    }))
+    Ok(axum::Json(BackupCodesRemaining { remaining: app.backup_codes_remaining(&auth).await? }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/mfa/backup-codes/regenerate", tag = "mfa", request_body = CodeRequest,
@@ -190,7 +185,5 @@ async fn challenge(
     ClientInfo(client): ClientInfo,
     Json(body): Json<ChallengeRequest>,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
-    Ok(axum::Json(
-        app.mfa_challenge(&body.mfa_token, &body.code, &client).await?.into(),
-    ))
+    Ok(axum::Json(app.mfa_challenge(&body.mfa_token, &body.code, &client).await?.into()))
 }

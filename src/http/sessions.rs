@@ -112,9 +112,7 @@ async fn own_audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditEvent>>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let before = query
-        .before
-        .map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    let before = query.before.map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
     let events = app.audit_for_user(auth.sub, before, limit).await?;
     Ok(axum::Json(
         events

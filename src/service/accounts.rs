@@ -42,10 +42,7 @@ impl Services {
         let (email, username) = self.validate_account(&new, &InitialPassword::Plain(new.password))?;
         // email_taken is the documented exception to "no enumeration"; answering it before hashing saves the work.
         if users::email_exists(self.db.pool(), &email).await? {
-            return Err(Error::Conflict {
-                code: "email_taken",
-                message: "An account with that email already exists.",
-            });
+            return Err(Error::Conflict { code: "email_taken", message: "An account with that email already exists." });
         }
         let user = self.new_user(email, username, Role::Viewer, self.passwords.hash(new.password).await?);
         let mut tx = self.db.begin().await?;
@@ -68,14 +65,7 @@ impl Services {
             InitialPassword::Plain(p) => p,
             InitialPassword::Hash(_) => "",
         };
-        let (email, username) = self.validate_account(
-            &NewAccount {
-                email,
-                username,
-                password: plain,
-            },
-            &password,
-        )?;
+        let (email, username) = self.validate_account(&NewAccount { email, username, password: plain }, &password)?;
         let hash = match password {
             InitialPassword::Plain(p) => self.passwords.hash(p).await?,
             InitialPassword::Hash(h) => h.to_string(),
@@ -83,9 +73,7 @@ impl Services {
         let user = self.new_user(email, username, role, hash);
         let mut tx = self.db.begin().await?;
         users::insert(&mut tx, &user).await?;
-        let event = Event::success("register", user.id)
-            .with("via", "cli")
-            .with("role", role.as_str());
+        let event = Event::success("register", user.id).with("via", "cli").with("role", role.as_str());
         audit::record(&mut tx, &Client::default(), event).await?;
         tx.commit().await?;
         Ok(user)
@@ -113,44 +101,25 @@ impl Services {
     ) -> Result<(String, Option<String>)> {
         let mut problems = Vec::new();
         let email = identity::normalize_email(new.email)
-            .map_err(|m| {
-                problems.push(FieldError {
-                    field: "email",
-                    message: m.into(),
-                })
-            })
+            .map_err(|m| problems.push(FieldError { field: "email", message: m.into() }))
             .ok();
         let username = match new.username.filter(|u| !u.trim().is_empty()) {
             None => None,
             Some(raw) => identity::normalize_username(raw)
-                .map_err(|m| {
-                    problems.push(FieldError {
-                        field: "username",
-                        message: m.into(),
-                    })
-                })
+                .map_err(|m| problems.push(FieldError { field: "username", message: m.into() }))
                 .ok(),
         };
         let Some(email) = email.filter(|_| problems.is_empty()) else {
             return Err(Error::Validation(problems));
         };
         match password {
-            InitialPassword::Plain(p) => {
-                self.passwords
-                    .policy
-                    .check(p, &email, username.as_deref())
-                    .map_err(|message| {
-                        Error::WeakPassword(FieldError {
-                            field: "password",
-                            message,
-                        })
-                    })?
-            }
+            InitialPassword::Plain(p) => self
+                .passwords
+                .policy
+                .check(p, &email, username.as_deref())
+                .map_err(|message| Error::WeakPassword(FieldError { field: "password", message }))?,
             InitialPassword::Hash(h) if !Hasher::is_supported_hash(h) => {
-                return Err(Error::invalid_field(
-                    "password_hash",
-                    "Not an Argon2, bcrypt or pbkdf2_sha256 hash.",
-                ));
+                return Err(Error::invalid_field("password_hash", "Not an Argon2, bcrypt or pbkdf2_sha256 hash."));
             }
             InitialPassword::Hash(_) => {}
         }
@@ -158,14 +127,20 @@ impl Services {
     }
 
     /// Password login. Unknown users cost one Argon2 verification like everyone else and get the same answer.
-    /// An enrolled user gets an `mfa_token` instead of tokens.
-    pub async fn login(&self, identifier: &str, password: &str, client: &Client) -> Result<LoginOutcome> {
+    /// A locked identifier (or device) is refused before any password is checked. An enrolled user gets an
+    /// `mfa_token` instead of tokens.
+    pub async fn login(
+        &self,
+        identifier: &str,
+        password: &str,
+        device_token: Option<&str>,
+        client: &Client,
+    ) -> Result<LoginOutcome> {
         let identifier = LoginIdentifier::parse(identifier);
         let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
-        let verification = self
-            .passwords
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?;
+        let scope = self.lock_scope(&identifier, user.as_ref(), device_token, clock::now_ms()).await?;
+        self.ensure_unlocked(&scope, clock::now_ms()).await?;
+        let verification = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let (user, rehash) = match (user, verification) {
             (Some(user), Verification::Match { rehash }) => (user, rehash),
             (user, _) => {
@@ -174,25 +149,22 @@ impl Services {
                 if user_id.is_none() {
                     event = event.with("identifier", identifier.as_str().chars().take(64).collect::<String>());
                 }
-                self.record_alone(client, event).await?;
+                let mut tx = self.db.begin().await?;
+                audit::record(&mut tx, client, event).await?;
+                self.count_failure(&mut tx, &scope, user_id, client).await?;
+                tx.commit().await?;
                 return Err(Error::InvalidCredentials);
             }
         };
         if !user.is_active {
-            self.record_alone(
-                client,
-                Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user"),
-            )
-            .await?;
+            let event = Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user");
+            self.record_alone(client, event).await?;
             return Err(Error::InactiveUser);
         }
-        let upgraded = if rehash {
-            Some(self.passwords.hash(password).await?)
-        } else {
-            None
-        };
+        let upgraded = if rehash { Some(self.passwords.hash(password).await?) } else { None };
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
+        self.clear_failures(&mut tx, &scope).await?;
         if let Some(hash) = &upgraded {
             users::set_password_hash(&mut tx, user.id, hash, now).await?;
         }
@@ -203,9 +175,8 @@ impl Services {
         }
         users::record_login(&mut tx, user.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
-        let event = Event::success("login", user.id)
-            .with("method", "password")
-            .with("hash_upgraded", upgraded.is_some());
+        let event =
+            Event::success("login", user.id).with("method", "password").with("hash_upgraded", upgraded.is_some());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         Ok(LoginOutcome::Tokens(tokens))
@@ -215,28 +186,18 @@ impl Services {
     pub async fn change_password(&self, auth: &AccessClaims, current: &str, new: &str, client: &Client) -> Result<()> {
         let user = self.user(auth.sub).await?;
         self.require_step_up(auth, &user)?;
-        self.check_current_password(&user, current, client, "password_changed")
-            .await?;
+        self.check_current_password(&user, current, client, "password_changed").await?;
         self.passwords
             .policy
             .check(new, &user.email, user.username.as_deref())
-            .map_err(|message| {
-                Error::WeakPassword(FieldError {
-                    field: "new_password",
-                    message,
-                })
-            })?;
+            .map_err(|message| Error::WeakPassword(FieldError { field: "new_password", message }))?;
         let hash = self.passwords.hash(new).await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut tx, user.id, &hash, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
-        audit::record(
-            &mut tx,
-            client,
-            Event::success("password_changed", user.id).with("sessions_ended", ended.len()),
-        )
-        .await?;
+        audit::record(&mut tx, client, Event::success("password_changed", user.id).with("sessions_ended", ended.len()))
+            .await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())
@@ -251,17 +212,10 @@ impl Services {
         client: &Client,
         action: &'static str,
     ) -> Result<()> {
-        if matches!(
-            self.passwords.verify(password, Some(&user.password_hash)).await?,
-            Verification::Match { .. }
-        ) {
+        if matches!(self.passwords.verify(password, Some(&user.password_hash)).await?, Verification::Match { .. }) {
             return Ok(());
         }
-        self.record_alone(
-            client,
-            Event::failure(action, Some(user.id)).with("reason", "wrong_password"),
-        )
-        .await?;
+        self.record_alone(client, Event::failure(action, Some(user.id)).with("reason", "wrong_password")).await?;
         Err(Error::WrongPassword)
     }
 

@@ -38,21 +38,11 @@ pub struct Event {
 
 impl Event {
     pub fn success(action: &'static str, user_id: Uuid) -> Self {
-        Self {
-            action,
-            outcome: Outcome::Success,
-            user_id: Some(user_id),
-            detail: serde_json::json!({}),
-        }
+        Self { action, outcome: Outcome::Success, user_id: Some(user_id), detail: serde_json::json!({}) }
     }
 
     pub fn failure(action: &'static str, user_id: Option<Uuid>) -> Self {
-        Self {
-            action,
-            outcome: Outcome::Failure,
-            user_id,
-            detail: serde_json::json!({}),
-        }
+        Self { action, outcome: Outcome::Failure, user_id, detail: serde_json::json!({}) }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {

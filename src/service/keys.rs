@@ -24,8 +24,7 @@ pub fn load_secret_key(source: &SecretKeySource) -> anyhow::Result<Zeroizing<[u8
         SecretKeySource::File(path) => match read_key_file(path) {
             Ok(key) => Ok(key),
             Err(e)
-                if e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+                if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
             {
                 create_key_file(path)
             }
@@ -78,27 +77,16 @@ pub async fn load_key_ring(config: &Config, db: &Db, sealer: &Sealer) -> anyhow:
         keys::insert_current_if_absent(&mut tx, &stored, "EdDSA", clock::now_ms()).await?;
         tx.commit().await?;
     }
-    let Some(stored) = keys::current(db.pool()).await? else {
-        bail!("the signing key vanished after it was created")
-    };
-    let seed = sealer
-        .open(&stored.sealed_private, &purpose(&stored.kid))
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the server key does not open the signing key in this database: \
+    let Some(stored) = keys::current(db.pool()).await? else { bail!("the signing key vanished after it was created") };
+    let seed = sealer.open(&stored.sealed_private, &purpose(&stored.kid)).map_err(|_| {
+        anyhow::anyhow!(
+            "the server key does not open the signing key in this database: \
              start with the LATCHKEY_SECRET_KEY or key file this database was created with"
-            )
-        })?;
-    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-        seed.as_slice()
-            .try_into()
-            .context("the stored signing key has the wrong length")?,
-    );
-    Ok(KeyRing::eddsa(
-        &Ed25519Key::from_seed(seed),
-        &config.issuer,
-        &config.audience,
-    ))
+        )
+    })?;
+    let seed: Zeroizing<[u8; 32]> =
+        Zeroizing::new(seed.as_slice().try_into().context("the stored signing key has the wrong length")?);
+    Ok(KeyRing::eddsa(&Ed25519Key::from_seed(seed), &config.issuer, &config.audience))
 }
 
 fn purpose(kid: &str) -> String {

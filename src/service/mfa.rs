@@ -12,7 +12,7 @@ use crate::{
     clock,
     domain::{backup_codes, random, tokens::AccessClaims, totp},
     error::{Error, Result},
-    store::{Tx, mfa, sessions, users, users::UserRecord},
+    store::{Tx, lockouts, mfa, sessions, users, users::UserRecord},
 };
 
 /// API.md: an `mfa_token` dies after 5 wrong codes.
@@ -48,17 +48,11 @@ impl Factor {
 }
 
 fn already_enabled() -> Error {
-    Error::Conflict {
-        code: "mfa_already_enabled",
-        message: "Two-factor authentication is already on.",
-    }
+    Error::Conflict { code: "mfa_already_enabled", message: "Two-factor authentication is already on." }
 }
 
 fn not_enabled() -> Error {
-    Error::Conflict {
-        code: "mfa_not_enabled",
-        message: "Two-factor authentication is not on.",
-    }
+    Error::Conflict { code: "mfa_not_enabled", message: "Two-factor authentication is not on." }
 }
 
 fn seal_purpose(user_id: Uuid) -> String {
@@ -85,10 +79,7 @@ impl Services {
     /// The QR code of the pending enrollment; 404 when there is none.
     pub async fn mfa_qr_png(&self, auth: &AccessClaims) -> Result<Vec<u8>> {
         let user = self.user(auth.sub).await?;
-        let credential = mfa::totp(self.db.pool(), user.id)
-            .await?
-            .filter(|c| !c.enabled)
-            .ok_or(Error::NotFound)?;
+        let credential = mfa::totp(self.db.pool(), user.id).await?.filter(|c| !c.enabled).ok_or(Error::NotFound)?;
         let secret = self.open_secret(user.id, &credential.sealed_secret)?;
         Ok(self.enrollment(&user, &secret)?.qr_png)
     }
@@ -97,11 +88,7 @@ impl Services {
         let otpauth_uri = totp::otpauth_uri(&self.config.mfa_issuer, &user.email, secret);
         let qr_png =
             totp::qr_png(&otpauth_uri).map_err(|e| Error::Internal(anyhow::anyhow!("QR rendering failed: {e}")))?;
-        Ok(Enrollment {
-            secret: totp::secret_base32(secret),
-            otpauth_uri,
-            qr_png,
-        })
+        Ok(Enrollment { secret: totp::secret_base32(secret), otpauth_uri, qr_png })
     }
 
     fn open_secret(&self, user_id: Uuid, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -128,27 +115,19 @@ impl Services {
     async fn accept_second_factor(&self, tx: &mut Tx, user_id: Uuid, code: &str) -> Result<Option<Factor>> {
         let trimmed = code.trim();
         if trimmed.len() == totp::DIGITS && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(self
-                .accept_totp(tx, user_id, trimmed, false)
-                .await?
-                .then_some(Factor::Totp));
+            return Ok(self.accept_totp(tx, user_id, trimmed, false).await?.then_some(Factor::Totp));
         }
         let Some(normalized) = backup_codes::normalize(trimmed) else {
             return Ok(None);
         };
         let hash = self.backup_codes.digest(&normalized);
-        Ok(mfa::use_backup_code(tx, user_id, &hash, clock::now_ms())
-            .await?
-            .then_some(Factor::BackupCode))
+        Ok(mfa::use_backup_code(tx, user_id, &hash, clock::now_ms()).await?.then_some(Factor::BackupCode))
     }
 
     async fn store_new_backup_codes(&self, tx: &mut Tx, user_id: Uuid, now: i64) -> Result<Vec<String>> {
         let codes = backup_codes::generate();
-        let hashes: Vec<String> = codes
-            .iter()
-            .filter_map(|c| backup_codes::normalize(c))
-            .map(|c| self.backup_codes.digest(&c))
-            .collect();
+        let hashes: Vec<String> =
+            codes.iter().filter_map(|c| backup_codes::normalize(c)).map(|c| self.backup_codes.digest(&c)).collect();
         mfa::replace_backup_codes(tx, user_id, &hashes, now).await?;
         Ok(codes)
     }
@@ -170,12 +149,8 @@ impl Services {
         let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
         users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
-        audit::record(
-            &mut tx,
-            client,
-            Event::success("mfa_enabled", user.id).with("sessions_ended", ended.len()),
-        )
-        .await?;
+        audit::record(&mut tx, client, Event::success("mfa_enabled", user.id).with("sessions_ended", ended.len()))
+            .await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(codes)
@@ -184,8 +159,7 @@ impl Services {
     /// Turning MFA off needs an MFA-verified session, the password and a current code. Other sessions end.
     pub async fn mfa_disable(&self, auth: &AccessClaims, password: &str, code: &str, client: &Client) -> Result<()> {
         let user = self.enrolled_user_with_step_up(auth).await?;
-        self.check_current_password(&user, password, client, "mfa_disabled")
-            .await?;
+        self.check_current_password(&user, password, client, "mfa_disabled").await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
@@ -194,9 +168,8 @@ impl Services {
         mfa::delete_all(&mut tx, user.id).await?;
         users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_disabled").await?;
-        let event = Event::success("mfa_disabled", user.id)
-            .with("method", factor.amr())
-            .with("sessions_ended", ended.len());
+        let event =
+            Event::success("mfa_disabled", user.id).with("method", factor.amr()).with("sessions_ended", ended.len());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
@@ -238,11 +211,7 @@ impl Services {
 
     /// Sensitive changes on an enrolled account need a session whose token says `mfa: true`.
     pub(crate) fn require_step_up(&self, auth: &AccessClaims, user: &UserRecord) -> Result<()> {
-        if user.mfa_enabled && !auth.mfa {
-            Err(Error::MfaRequired)
-        } else {
-            Ok(())
-        }
+        if user.mfa_enabled && !auth.mfa { Err(Error::MfaRequired) } else { Ok(()) }
     }
 
     /// After a correct password for an enrolled user: a single-use `mfa_token` for `/auth/mfa/challenge`.
@@ -251,25 +220,18 @@ impl Services {
         let mfa_token = random::opaque_token();
         let ttl = clock::duration_ms(self.config.mfa_token_ttl);
         mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.id, now, now + ttl).await?;
-        Ok(LoginOutcome::SecondFactorOwed {
-            mfa_token,
-            expires_in: ttl / 1000,
-        })
+        Ok(LoginOutcome::SecondFactorOwed { mfa_token, expires_in: ttl / 1000 })
     }
 
     /// Login's second step. A wrong code counts against the `mfa_token`; the fifth spends it (429).
     pub async fn mfa_challenge(&self, mfa_token: &str, code: &str, client: &Client) -> Result<IssuedTokens> {
         let hash = random::token_digest(mfa_token);
         let now = clock::now_ms();
-        let challenge = mfa::challenge(self.db.pool(), &hash)
-            .await?
-            .filter(|c| !c.spent && now < c.expires_at);
+        let challenge = mfa::challenge(self.db.pool(), &hash).await?.filter(|c| !c.spent && now < c.expires_at);
         let Some(challenge) = challenge else {
             return Err(Error::InvalidToken);
         };
-        let user = users::find_by_id(self.db.pool(), challenge.user_id)
-            .await?
-            .ok_or(Error::InvalidToken)?;
+        let user = users::find_by_id(self.db.pool(), challenge.user_id).await?.ok_or(Error::InvalidToken)?;
         if !user.mfa_enabled {
             return Err(Error::InvalidToken);
         }
@@ -281,12 +243,10 @@ impl Services {
             let failures = mfa::fail_challenge(&mut tx, &hash, MAX_CHALLENGE_FAILURES, now).await?;
             let event = Event::failure("mfa_challenge_failed", Some(user.id)).with("attempt", failures);
             audit::record(&mut tx, client, event).await?;
+            self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
             return Err(if failures >= MAX_CHALLENGE_FAILURES {
-                Error::TooManyRequests {
-                    code: "too_many_attempts",
-                    retry_after: std::time::Duration::from_secs(1),
-                }
+                Error::TooManyRequests { code: "too_many_attempts", retry_after: std::time::Duration::from_secs(1) }
             } else {
                 Error::InvalidCode { at_login: true }
             });
@@ -295,28 +255,16 @@ impl Services {
             // A parallel request completed this challenge first; dropping the transaction gives the code back.
             return Err(Error::InvalidToken);
         }
+        lockouts::reset_mfa_failures(&mut tx, user.id).await?;
         users::record_login(&mut tx, user.id, now).await?;
-        let tokens = self
-            .open_session(&mut tx, &user, &["pwd", factor.amr()], client)
-            .await?;
-        audit::record(
-            &mut tx,
-            client,
-            Event::success("mfa_challenge", user.id).with("method", factor.amr()),
-        )
-        .await?;
+        let tokens = self.open_session(&mut tx, &user, &["pwd", factor.amr()], client).await?;
+        audit::record(&mut tx, client, Event::success("mfa_challenge", user.id).with("method", factor.amr())).await?;
         if factor == Factor::BackupCode {
             let remaining = mfa::remaining_backup_codes(&mut *tx, user.id).await?;
-            audit::record(
-                &mut tx,
-                client,
-                Event::success("backup_code_used", user.id).with("remaining", remaining),
-            )
-            .await?;
+            audit::record(&mut tx, client, Event::success("backup_code_used", user.id).with("remaining", remaining))
+                .await?;
         }
-        let event = Event::success("login", user.id)
-            .with("method", "password")
-            .with("second_factor", factor.amr());
+        let event = Event::success("login", user.id).with("method", "password").with("second_factor", factor.amr());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         Ok(tokens)

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod keys;
+pub mod lockout;
 pub mod mfa;
 pub mod passwords;
 pub mod revocation;
@@ -16,7 +17,7 @@ use anyhow::Context;
 
 use crate::{
     config::Config,
-    domain::{backup_codes::CodeHasher, seal::Sealer, tokens::KeyRing},
+    domain::{backup_codes::CodeHasher, device_token::DeviceTokens, seal::Sealer, tokens::KeyRing},
     store::Db,
 };
 
@@ -36,6 +37,7 @@ pub struct Services {
     /// Seals TOTP secrets at rest.
     pub sealer: Sealer,
     pub backup_codes: CodeHasher,
+    pub devices: DeviceTokens,
     pub revocations: Arc<revocation::Revocations>,
     pub verified_tokens: token_cache::VerifiedTokens,
 }
@@ -49,6 +51,7 @@ impl Services {
         let server_key = keys::load_secret_key(&config.secret_key)?;
         let sealer = Sealer::new(&server_key);
         let backup_codes = CodeHasher::new(&server_key);
+        let devices = DeviceTokens::new(&server_key);
         let keys = keys::load_key_ring(&config, &db, &sealer).await?;
         let passwords = passwords::Passwords::new(&config)?;
         let revocations = Arc::new(revocation::Revocations::new(&config));
@@ -60,6 +63,7 @@ impl Services {
             keys,
             sealer,
             backup_codes,
+            devices,
             revocations,
             verified_tokens: Default::default(),
         }))

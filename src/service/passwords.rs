@@ -43,12 +43,7 @@ impl Passwords {
                 })
                 .context("cannot start the password hashing threads")?;
         }
-        Ok(Self {
-            jobs: Mutex::new(jobs),
-            policy: Policy {
-                min_chars: config.password_min_length,
-            },
-        })
+        Ok(Self { jobs: Mutex::new(jobs), policy: Policy { min_chars: config.password_min_length } })
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Hasher) -> T + Send + 'static) -> Result<T> {
@@ -61,16 +56,12 @@ impl Passwords {
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .map_err(|_| Error::Internal(anyhow::anyhow!("the password hashing threads have stopped")))?;
-        result
-            .await
-            .map_err(|_| Error::Internal(anyhow::anyhow!("a password hashing job was dropped")))
+        result.await.map_err(|_| Error::Internal(anyhow::anyhow!("a password hashing job was dropped")))
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
         let password = Zeroizing::new(password.to_string());
-        self.run(move |h| h.hash(&password))
-            .await?
-            .map_err(|e| Error::Internal(e.into()))
+        self.run(move |h| h.hash(&password)).await?.map_err(|e| Error::Internal(e.into()))
     }
 
     /// `stored: None` (no such user) still costs one full verification and never matches.

@@ -25,17 +25,11 @@ pub struct Revocations {
 
 impl Revocations {
     pub fn new(config: &Config) -> Self {
-        Self {
-            revoked: RwLock::default(),
-            keep_ms: clock::duration_ms(config.access_ttl) + MARGIN_MS,
-        }
+        Self { revoked: RwLock::default(), keep_ms: clock::duration_ms(config.access_ttl) + MARGIN_MS }
     }
 
     pub fn is_revoked(&self, session_id: Uuid) -> bool {
-        self.revoked
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&session_id)
+        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains_key(&session_id)
     }
 
     /// Called after a commit that revoked sessions, so this instance refuses their tokens at once.

@@ -28,6 +28,8 @@ pub struct IssuedTokens {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: i64,
+    /// Set when a sign-in completed: proof for later logins that this client is a known device.
+    pub device_token: Option<String>,
 }
 
 impl Services {
@@ -73,7 +75,9 @@ impl Services {
         sessions::insert(conn, &session).await?;
         let refresh_token = random::opaque_token();
         sessions::insert_refresh_token(conn, &random::token_digest(&refresh_token), session.id, now).await?;
-        Ok(self.issue(&session, user.role, refresh_token, now))
+        let mut tokens = self.issue(&session, user.role, refresh_token, now);
+        tokens.device_token = Some(self.devices.issue(user.id, now / 1000));
+        Ok(tokens)
     }
 
     /// Signs an access token for `session`; it never outlives the session's absolute expiry.
@@ -92,11 +96,7 @@ impl Services {
             mfa: session.mfa,
             amr: session.amr.clone(),
         };
-        IssuedTokens {
-            access_token: self.keys.sign(&claims),
-            refresh_token,
-            expires_in: exp - now,
-        }
+        IssuedTokens { access_token: self.keys.sign(&claims), refresh_token, expires_in: exp - now, device_token: None }
     }
 
     /// Rotates a refresh token. A token that was already spent means it was copied: the whole session ends.
@@ -157,11 +157,7 @@ impl Services {
 
     /// Ends one of the caller's sessions; 404 for a session that is not theirs (or no longer live).
     pub async fn revoke_session(&self, auth: &AccessClaims, session_id: Uuid, client: &Client) -> Result<()> {
-        if self.end_session(auth, session_id, "session_revoked", client).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound)
-        }
+        if self.end_session(auth, session_id, "session_revoked", client).await? { Ok(()) } else { Err(Error::NotFound) }
     }
 
     async fn end_session(
@@ -175,12 +171,8 @@ impl Services {
         let mut tx = self.db.begin().await?;
         let ended = sessions::revoke(&mut tx, session_id, auth.sub, now, action).await?;
         if ended {
-            audit::record(
-                &mut tx,
-                client,
-                Event::success(action, auth.sub).with("session_id", session_id.to_string()),
-            )
-            .await?;
+            audit::record(&mut tx, client, Event::success(action, auth.sub).with("session_id", session_id.to_string()))
+                .await?;
         }
         tx.commit().await?;
         if ended {
@@ -193,12 +185,7 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let ended = sessions::revoke_all(&mut tx, auth.sub, None, now, "logout_all").await?;
-        audit::record(
-            &mut tx,
-            client,
-            Event::success("logout_all", auth.sub).with("sessions", ended.len()),
-        )
-        .await?;
+        audit::record(&mut tx, client, Event::success("logout_all", auth.sub).with("sessions", ended.len())).await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())

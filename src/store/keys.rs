@@ -32,9 +32,5 @@ pub async fn current<'e>(ex: impl AnyExecutor<'e>) -> Result<Option<StoredKey>> 
         sqlx::query_as("SELECT kid, public_x, sealed_private FROM signing_keys WHERE slot = 'current'")
             .fetch_optional(ex)
             .await?;
-    Ok(row.map(|(kid, public_x, sealed_private)| StoredKey {
-        kid,
-        public_x,
-        sealed_private,
-    }))
+    Ok(row.map(|(kid, public_x, sealed_private)| StoredKey { kid, public_x, sealed_private }))
 }

@@ -65,10 +65,7 @@ pub async fn delete_all(conn: &mut AnyConnection, user_id: Uuid) -> Result<()> {
 }
 
 pub async fn replace_backup_codes(conn: &mut AnyConnection, user_id: Uuid, hashes: &[String], now: i64) -> Result<()> {
-    sqlx::query("DELETE FROM backup_codes WHERE user_id = $1")
-        .bind(user_id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM backup_codes WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *conn).await?;
     for hash in hashes {
         sqlx::query("INSERT INTO backup_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)")
             .bind(user_id.to_string())
@@ -130,11 +127,7 @@ pub async fn challenge<'e>(ex: impl AnyExecutor<'e>, hash: &str) -> Result<Optio
             .fetch_optional(ex)
             .await?;
     row.map(|(user_id, expires_at, spent_at)| {
-        Ok(Challenge {
-            user_id: parse_id(&user_id)?,
-            expires_at,
-            spent: spent_at.is_some(),
-        })
+        Ok(Challenge { user_id: parse_id(&user_id)?, expires_at, spent: spent_at.is_some() })
     })
     .transpose()
 }
@@ -162,4 +155,14 @@ pub async fn spend_challenge(conn: &mut AnyConnection, hash: &str, now: i64) -> 
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Spends every open challenge of a user (when the account is locked for second-factor guessing).
+pub async fn spend_open_challenges(conn: &mut AnyConnection, user_id: Uuid, now: i64) -> Result<()> {
+    sqlx::query("UPDATE mfa_challenges SET spent_at = $1 WHERE user_id = $2 AND spent_at IS NULL")
+        .bind(now)
+        .bind(user_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
 }

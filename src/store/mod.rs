@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod lockouts;
 pub mod mfa;
 pub mod sessions;
 pub mod users;

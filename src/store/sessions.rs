@@ -191,20 +191,12 @@ pub async fn list_live<'e>(
     .bind(idle_cutoff)
     .fetch_all(ex)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(SessionRecord::try_from)
-        .collect::<Result<_, _>>()?)
+    Ok(rows.into_iter().map(SessionRecord::try_from).collect::<Result<_, _>>()?)
 }
 
 /// Sessions revoked at or after `since`, with the time each was revoked.
 pub async fn revoked_since<'e>(ex: impl AnyExecutor<'e>, since: i64) -> Result<Vec<(Uuid, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
-        .bind(since)
-        .fetch_all(ex)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, at)| Ok((parse_id(&id)?, at)))
-        .collect::<Result<_, sqlx::Error>>()?)
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1").bind(since).fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|(id, at)| Ok((parse_id(&id)?, at))).collect::<Result<_, sqlx::Error>>()?)
 }

@@ -24,10 +24,7 @@ pub struct UserRecord {
 
 impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("id", &self.id)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
+        f.debug_struct("UserRecord").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
     }
 }
 
@@ -86,15 +83,9 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
             // PostgreSQL names the constraint; SQLite names the column in its message.
             let which = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
             Err(if which.contains("username") {
-                Error::Conflict {
-                    code: "username_taken",
-                    message: "That username is already taken.",
-                }
+                Error::Conflict { code: "username_taken", message: "That username is already taken." }
             } else {
-                Error::Conflict {
-                    code: "email_taken",
-                    message: "An account with that email already exists.",
-                }
+                Error::Conflict { code: "email_taken", message: "An account with that email already exists." }
             })
         }
         Err(e) => Err(e.into()),
@@ -102,10 +93,8 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
 }
 
 async fn fetch_one_where<'e>(ex: impl AnyExecutor<'e>, clause: &str, value: String) -> Result<Option<UserRecord>> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE {clause}"))
-        .bind(value)
-        .fetch_optional(ex)
-        .await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE {clause}")).bind(value).fetch_optional(ex).await?;
     Ok(row.map(UserRecord::try_from).transpose()?)
 }
 
@@ -124,10 +113,8 @@ pub async fn find_by_identifier<'e>(
 }
 
 pub async fn email_exists<'e>(ex: impl AnyExecutor<'e>, email: &str) -> Result<bool> {
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_one(ex)
-        .await?;
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = $1").bind(email).fetch_one(ex).await?;
     Ok(count > 0)
 }
 

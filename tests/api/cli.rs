@@ -13,21 +13,13 @@ fn latchkey(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::
         .current_dir(dir)
         .env("LATCHKEY_ARGON2_MEMORY_KIB", "1024")
         .env("LATCHKEY_ARGON2_ITERATIONS", "1")
-        .env(
-            "LATCHKEY_DATABASE_URL",
-            format!("sqlite://{}", dir.join("cli.db").display()),
-        )
+        .env("LATCHKEY_DATABASE_URL", format!("sqlite://{}", dir.join("cli.db").display()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("latchkey runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
     child.wait_with_output().expect("latchkey exits")
 }
 
@@ -50,18 +42,10 @@ async fn user_create_makes_an_admin_who_can_log_in() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    let weak = latchkey(
-        dir.path(),
-        &["user", "create", "--email", "b@example.com"],
-        "password1234\n",
-    );
+    let weak = latchkey(dir.path(), &["user", "create", "--email", "b@example.com"], "password1234\n");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("too easy to guess"));
-    let dup = latchkey(
-        dir.path(),
-        &["user", "create", "--email", "root@example.com"],
-        &format!("{PASSWORD}\n"),
-    );
+    let dup = latchkey(dir.path(), &["user", "create", "--email", "root@example.com"], &format!("{PASSWORD}\n"));
     assert!(!dup.status.success());
 
     let app = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |c: &mut Config| {
@@ -73,12 +57,8 @@ async fn user_create_makes_an_admin_who_can_log_in() {
     let pair = expect_json(app.login("root@example.com", PASSWORD).await, StatusCode::OK).await;
     let me = expect_json(app.me(pair["access_token"].as_str().unwrap()).await, StatusCode::OK).await;
     assert_eq!(me["role"], "admin");
-    expect_error(
-        app.login("b@example.com", "password1234").await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
-    )
-    .await;
+    expect_error(app.login("b@example.com", "password1234").await, StatusCode::UNAUTHORIZED, "invalid_credentials")
+        .await;
     app.finish().await;
 }
 
@@ -86,17 +66,11 @@ async fn user_create_makes_an_admin_who_can_log_in() {
 async fn a_database_opened_with_another_key_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let first = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |c: &mut Config| {
-        c.database_url = url.clone()
-    })
-    .await
-    .unwrap();
+    let first = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |c: &mut Config| c.database_url = url.clone())
+        .await
+        .unwrap();
     first.finish().await;
-    let mut config = Config {
-        database_url: url,
-        bind: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
+    let mut config = Config { database_url: url, bind: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
     config.secret_key = latchkey::config::SecretKeySource::Inline(zeroize::Zeroizing::new([3u8; 32]));
     let err = latchkey::app::Application::build(config).await.err().expect("refused");
     assert!(format!("{err:#}").contains("does not open the signing key"), "{err:#}");

@@ -9,36 +9,18 @@ use crate::{
 
 async fn malformed_and_mistyped_bodies(app: &TestApp) {
     let post = |body: &'static [u8], content_type: &'static str| {
-        app.client
-            .post(app.url("/auth/login"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+        app.client.post(app.url("/auth/login")).header("content-type", content_type).body(body).send()
     };
-    expect_error(
-        post(b"{bad", "application/json").await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        post(b"\xff\xfe{}", "application/json").await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    )
-    .await;
+    expect_error(post(b"{bad", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "bad_request").await;
+    expect_error(post(b"\xff\xfe{}", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "bad_request").await;
     expect_error(
         post(b"{}", "text/plain").await.unwrap(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
     )
     .await;
-    expect_error(
-        post(b"{}", "application/json").await.unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    expect_error(post(b"{}", "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        .await;
     for body in [
         &br#"{"username":["a"],"password":"x"}"#[..],
         br#"{"username":{"$ne":""},"password":1}"#,
@@ -47,17 +29,12 @@ async fn malformed_and_mistyped_bodies(app: &TestApp) {
     ] {
         let response = post(body, "application/json").await.unwrap();
         let status = response.status();
-        assert!(
-            matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY),
-            "{status}"
-        );
+        assert!(matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY), "{status}");
         let error: serde_json::Value = response.json().await.unwrap();
         assert!(error["error"].is_string(), "{error}");
     }
     // Duplicate keys: serde refuses them, deterministically.
-    let dup = post(br#"{"username":"a","username":"b","password":"x"}"#, "application/json")
-        .await
-        .unwrap();
+    let dup = post(br#"{"username":"a","username":"b","password":"x"}"#, "application/json").await.unwrap();
     expect_error(dup, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 }
 on_both!(malformed_and_mistyped_bodies);
@@ -88,19 +65,14 @@ on_both!(oversized_bodies_get_413);
 /// Sends a chunked request by hand (reqwest always knows the length) and returns the raw response.
 async fn chunked_post(app: &TestApp, path: &str, body: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     for chunk in body.chunks(8 * 1024) {
         // The server may answer and close before the whole body is sent; that is the point.
-        if stream
-            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .await
-            .is_err()
+        if stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err()
             || stream.write_all(chunk).await.is_err()
             || stream.write_all(b"\r\n").await.is_err()
         {
@@ -121,20 +93,9 @@ async fn unknown_routes_and_methods_answer_json(app: &TestApp) {
     let response = app.client.put(app.url("/auth/login")).send().await.unwrap();
     assert_eq!(response.headers()["allow"], "POST");
     expect_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
-    let trace = app
-        .client
-        .request(reqwest::Method::TRACE, app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap();
+    let trace = app.client.request(reqwest::Method::TRACE, app.url("/auth/me")).send().await.unwrap();
     expect_error(trace, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
-    let response = app
-        .client
-        .get(app.url("/auth/audit?limit=lots"))
-        .bearer_auth("x")
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url("/auth/audit?limit=lots")).bearer_auth("x").send().await.unwrap();
     assert!(response.status().is_client_error());
 }
 on_both!(unknown_routes_and_methods_answer_json);

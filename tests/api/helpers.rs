@@ -44,28 +44,20 @@ fn test_config(dir: &std::path::Path) -> Config {
 
 fn rand_key() -> [u8; 32] {
     let mut key = [0u8; 32];
-    key.iter_mut()
-        .zip(uuid::Uuid::new_v4().as_bytes().iter().cycle())
-        .for_each(|(k, r)| *k = *r);
+    key.iter_mut().zip(uuid::Uuid::new_v4().as_bytes().iter().cycle()).for_each(|(k, r)| *k = *r);
     key
 }
 
 pub fn postgres_url() -> Option<String> {
-    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+    std::env::var("LATCHKEY_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
 }
 
 /// A new database on the test server, so tests run in parallel without seeing each other's rows.
 async fn create_postgres_db(admin_url: &str) -> (String, String) {
     use sqlx::Connection;
     let name = format!("lk_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to LATCHKEY_TEST_POSTGRES_URL");
-    sqlx::Executor::execute(&mut conn, format!(r#"CREATE DATABASE "{name}""#).as_str())
-        .await
-        .expect("create database");
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to LATCHKEY_TEST_POSTGRES_URL");
+    sqlx::Executor::execute(&mut conn, format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create database");
     let base = admin_url.split('?').next().unwrap_or(admin_url);
     let server = &base[..base.rfind('/').expect("a database path in the URL")];
     (name.clone(), format!("{server}/{name}"))
@@ -93,19 +85,8 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<
         .await
         .expect("server runs");
     });
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    Some(TestApp {
-        base,
-        client,
-        services,
-        shutdown: Some(tx),
-        server: Some(server),
-        postgres_db,
-        _dir: dir,
-    })
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    Some(TestApp { base, client, services, shutdown: Some(tx), server: Some(server), postgres_db, _dir: dir })
 }
 
 impl TestApp {
@@ -118,45 +99,27 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
     }
 
     pub async fn post_bearer(&self, path: &str, token: &str) -> Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url(path)).bearer_auth(token).send().await.expect("request")
     }
 
     pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {
-        self.post_json("/auth/register", &json!({"email": email, "password": password}))
-            .await
+        self.post_json("/auth/register", &json!({"email": email, "password": password})).await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post_json("/auth/login", &json!({"username": username, "password": password}))
-            .await
+        self.post_json("/auth/login", &json!({"username": username, "password": password})).await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token}))
-            .await
+        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token})).await
     }
 
     pub async fn me(&self, access_token: &str) -> Response {
@@ -197,11 +160,7 @@ pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     let actual = response.status();
     let text = response.text().await.expect("body");
     assert_eq!(actual, status, "unexpected status; body: {text}");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("JSON body")
-    }
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") }
 }
 
 /// Asserts an API error: status, `error` code, and no internals in the message.
@@ -216,10 +175,7 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
 }
 
 pub fn token(pair: &Value, name: &str) -> String {
-    pair[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} in {pair}"))
-        .to_string()
+    pair[name].as_str().unwrap_or_else(|| panic!("{name} in {pair}")).to_string()
 }
 
 /// Defines `<name>::sqlite` and `<name>::postgres` tests that run `async fn name(&TestApp)`; the
@@ -236,9 +192,7 @@ macro_rules! on_both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::helpers::spawn($crate::helpers::Backend::Sqlite, $tweak)
-                    .await
-                    .expect("sqlite app");
+                let app = $crate::helpers::spawn($crate::helpers::Backend::Sqlite, $tweak).await.expect("sqlite app");
                 super::$name(&app).await;
                 app.finish().await;
             }
@@ -250,10 +204,7 @@ macro_rules! on_both {
                         super::$name(&app).await;
                         app.finish().await;
                     }
-                    None => eprintln!(
-                        "skipped {}: LATCHKEY_TEST_POSTGRES_URL is not set",
-                        stringify!($name)
-                    ),
+                    None => eprintln!("skipped {}: LATCHKEY_TEST_POSTGRES_URL is not set", stringify!($name)),
                 }
             }
         }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod errors;
+mod lockout;
 mod login;
 mod mfa;
 mod ops;

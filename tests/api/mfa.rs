@@ -21,9 +21,7 @@ struct Authenticator {
 
 impl Authenticator {
     fn new(base32: &str) -> Self {
-        let secret = totp_rs::Secret::Encoded(base32.to_string())
-            .to_bytes()
-            .expect("base32 secret");
+        let secret = totp_rs::Secret::Encoded(base32.to_string()).to_bytes().expect("base32 secret");
         Self { secret, last_step: -1 }
     }
 
@@ -67,43 +65,24 @@ async fn enroll(app: &TestApp) -> Enrolled {
     let mut authenticator = Authenticator::new(setup["secret"].as_str().unwrap());
     let code = authenticator.next_code().await;
     let enabled = expect_json(post_code(app, "/auth/mfa/enable", &at, &code).await, StatusCode::OK).await;
-    let backup_codes = enabled["backup_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    Enrolled {
-        email,
-        authenticator,
-        backup_codes,
-        session,
-    }
+    let backup_codes =
+        enabled["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    Enrolled { email, authenticator, backup_codes, session }
 }
 
 async fn post_code(app: &TestApp, path: &str, bearer: &str, code: &str) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(bearer)
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap()
+    app.client.post(app.url(path)).bearer_auth(bearer).json(&json!({"code": code})).send().await.unwrap()
 }
 
 async fn challenge(app: &TestApp, mfa_token: &str, code: &str) -> reqwest::Response {
-    app.post_json("/auth/mfa/challenge", &json!({"mfa_token": mfa_token, "code": code}))
-        .await
+    app.post_json("/auth/mfa/challenge", &json!({"mfa_token": mfa_token, "code": code})).await
 }
 
 /// Password step of a login for an enrolled user: the `mfa_token`.
 async fn password_step(app: &TestApp, email: &str) -> String {
     let pending = expect_json(app.login(email, PASSWORD).await, StatusCode::OK).await;
     assert_eq!(pending["mfa_required"], true);
-    assert!(
-        pending.get("access_token").is_none(),
-        "no tokens before the second factor"
-    );
+    assert!(pending.get("access_token").is_none(), "no tokens before the second factor");
     token(&pending, "mfa_token")
 }
 
@@ -116,12 +95,7 @@ async fn mfa_session(app: &TestApp, user: &mut Enrolled) -> Value {
 
 fn claims(pair: &Value) -> Value {
     let payload = token(pair, "access_token").split('.').nth(1).unwrap().to_string();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 fn decode_qr(png_bytes: &[u8]) -> String {
@@ -141,18 +115,8 @@ fn decode_qr(png_bytes: &[u8]) -> String {
 async fn enrollment_shows_a_scannable_secret(app: &TestApp) {
     let (email, session) = app.new_user().await;
     let at = token(&session, "access_token");
-    expect_error(
-        app.get_bearer("/auth/mfa/qr.png", &at).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        post_code(app, "/auth/mfa/enable", &at, "123456").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    expect_error(app.get_bearer("/auth/mfa/qr.png", &at).await, StatusCode::NOT_FOUND, "not_found").await;
+    expect_error(post_code(app, "/auth/mfa/enable", &at, "123456").await, StatusCode::NOT_FOUND, "not_found").await;
 
     let response = app.post_bearer("/auth/mfa/setup", &at).await;
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -168,9 +132,7 @@ async fn enrollment_shows_a_scannable_secret(app: &TestApp) {
     );
 
     let data_uri = setup["qr_png"].as_str().unwrap();
-    let png = STANDARD
-        .decode(data_uri.strip_prefix("data:image/png;base64,").unwrap())
-        .unwrap();
+    let png = STANDARD.decode(data_uri.strip_prefix("data:image/png;base64,").unwrap()).unwrap();
     assert_eq!(decode_qr(&png), uri);
     let raw = app.get_bearer("/auth/mfa/qr.png", &at).await;
     assert_eq!(raw.headers()["content-type"], "image/png");
@@ -181,12 +143,8 @@ async fn enrollment_shows_a_scannable_secret(app: &TestApp) {
     assert_ne!(again["secret"], setup["secret"]);
     let mut stale = Authenticator::new(secret);
     let stale_code = stale.next_code().await;
-    expect_error(
-        post_code(app, "/auth/mfa/enable", &at, &stale_code).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_code",
-    )
-    .await;
+    expect_error(post_code(app, "/auth/mfa/enable", &at, &stale_code).await, StatusCode::BAD_REQUEST, "invalid_code")
+        .await;
     let me = expect_json(app.me(&at).await, StatusCode::OK).await;
     assert_eq!(me["mfa_enabled"], false, "pending until a code proves it");
 }
@@ -198,33 +156,16 @@ async fn enroll_then_log_in_with_a_code(app: &TestApp) {
     let at = token(&first, "access_token");
     let setup = expect_json(app.post_bearer("/auth/mfa/setup", &at).await, StatusCode::OK).await;
     let mut authenticator = Authenticator::new(setup["secret"].as_str().unwrap());
-    expect_error(
-        post_code(app, "/auth/mfa/enable", &at, "000000").await,
-        StatusCode::BAD_REQUEST,
-        "invalid_code",
-    )
-    .await;
+    expect_error(post_code(app, "/auth/mfa/enable", &at, "000000").await, StatusCode::BAD_REQUEST, "invalid_code")
+        .await;
     let code = authenticator.next_code().await;
     let enabled = expect_json(post_code(app, "/auth/mfa/enable", &at, &code).await, StatusCode::OK).await;
     assert_eq!(enabled["mfa_enabled"], true);
     assert_eq!(enabled["backup_codes"].as_array().unwrap().len(), 10);
-    expect_error(
-        app.post_bearer("/auth/mfa/setup", &at).await,
-        StatusCode::CONFLICT,
-        "mfa_already_enabled",
-    )
-    .await;
+    expect_error(app.post_bearer("/auth/mfa/setup", &at).await, StatusCode::CONFLICT, "mfa_already_enabled").await;
     // Turning MFA on ends the other sessions.
-    expect_error(
-        app.me(&token(&other, "access_token")).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_token",
-    )
-    .await;
-    assert_eq!(
-        expect_json(app.me(&at).await, StatusCode::OK).await["mfa_enabled"],
-        true
-    );
+    expect_error(app.me(&token(&other, "access_token")).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(expect_json(app.me(&at).await, StatusCode::OK).await["mfa_enabled"], true);
 
     let pending = expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await;
     assert_eq!(pending["methods"], json!(["totp", "backup_code"]));
@@ -232,19 +173,10 @@ async fn enroll_then_log_in_with_a_code(app: &TestApp) {
     let mfa_token = token(&pending, "mfa_token");
     // Token kinds do not mix.
     expect_error(app.me(&mfa_token).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    expect_error(
-        challenge(app, &at, &authenticator.code_for(0)).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_token",
-    )
-    .await;
+    expect_error(challenge(app, &at, &authenticator.code_for(0)).await, StatusCode::UNAUTHORIZED, "invalid_token")
+        .await;
     // The enabling code was used: replaying it fails.
-    expect_error(
-        challenge(app, &mfa_token, &code).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_error(challenge(app, &mfa_token, &code).await, StatusCode::UNAUTHORIZED, "invalid_code").await;
 
     let code = authenticator.next_code().await;
     let pair = expect_json(challenge(app, &mfa_token, &code).await, StatusCode::OK).await;
@@ -260,24 +192,10 @@ async fn enroll_then_log_in_with_a_code(app: &TestApp) {
     )
     .await;
     let again = password_step(app, &email).await;
-    expect_error(
-        challenge(app, &again, &code).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_error(challenge(app, &again, &code).await, StatusCode::UNAUTHORIZED, "invalid_code").await;
 
-    let audit = expect_json(
-        app.get_bearer("/auth/audit", &token(&pair, "access_token")).await,
-        StatusCode::OK,
-    )
-    .await;
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let audit = expect_json(app.get_bearer("/auth/audit", &token(&pair, "access_token")).await, StatusCode::OK).await;
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     for action in ["mfa_enabled", "mfa_challenge", "mfa_challenge_failed"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
@@ -289,23 +207,13 @@ async fn five_wrong_codes_spend_the_mfa_token(app: &TestApp) {
     let mut user = enroll(app).await;
     let mfa_token = password_step(app, &user.email).await;
     for _ in 0..4 {
-        expect_error(
-            challenge(app, &mfa_token, "000000").await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_error(challenge(app, &mfa_token, "000000").await, StatusCode::UNAUTHORIZED, "invalid_code").await;
     }
     let fifth = challenge(app, &mfa_token, "not-a-code").await;
     assert!(fifth.headers().contains_key("retry-after"));
     expect_error(fifth, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
     let good = user.authenticator.next_code().await;
-    expect_error(
-        challenge(app, &mfa_token, &good).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_token",
-    )
-    .await;
+    expect_error(challenge(app, &mfa_token, &good).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
     // A new login works with a fresh code.
     mfa_session(app, &mut user).await;
 }
@@ -316,30 +224,18 @@ async fn mfa_tokens_expire(app: &TestApp) {
     let mfa_token = password_step(app, &user.email).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let code = user.authenticator.next_code().await;
-    expect_error(
-        challenge(app, &mfa_token, &code).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_token",
-    )
-    .await;
+    expect_error(challenge(app, &mfa_token, &code).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
-on_both!(mfa_tokens_expire, |c| c.mfa_token_ttl =
-    std::time::Duration::from_secs(1));
+on_both!(mfa_tokens_expire, |c| c.mfa_token_ttl = std::time::Duration::from_secs(1));
 
 async fn parallel_challenges_with_one_code_succeed_once(app: &TestApp) {
     let mut user = enroll(app).await;
-    let (t1, t2) = (
-        password_step(app, &user.email).await,
-        password_step(app, &user.email).await,
-    );
+    let (t1, t2) = (password_step(app, &user.email).await, password_step(app, &user.email).await);
     let code = user.authenticator.next_code().await;
     let requests: Vec<_> = [t1, t2]
         .into_iter()
         .map(|t| {
-            let request = app
-                .client
-                .post(app.url("/auth/mfa/challenge"))
-                .json(&json!({"mfa_token": t, "code": code}));
+            let request = app.client.post(app.url("/auth/mfa/challenge")).json(&json!({"mfa_token": t, "code": code}));
             tokio::spawn(async move { request.send().await.unwrap().status() })
         })
         .collect();
@@ -360,17 +256,9 @@ async fn backup_codes_work_once_in_any_format(app: &TestApp) {
     let pair = expect_json(challenge(app, &mfa_token, &typed).await, StatusCode::OK).await;
     assert_eq!(claims(&pair)["amr"], json!(["pwd", "backup_code"]));
     let at = token(&pair, "access_token");
-    assert_eq!(
-        expect_json(app.get_bearer("/auth/mfa/backup-codes", &at).await, StatusCode::OK).await["remaining"],
-        9
-    );
+    assert_eq!(expect_json(app.get_bearer("/auth/mfa/backup-codes", &at).await, StatusCode::OK).await["remaining"], 9);
     let again = password_step(app, &user.email).await;
-    expect_error(
-        challenge(app, &again, &first).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_error(challenge(app, &again, &first).await, StatusCode::UNAUTHORIZED, "invalid_code").await;
 
     // Regenerating needs an MFA-verified session and a TOTP code; the old set stops working.
     let plain = token(&user.session, "access_token");
@@ -388,29 +276,14 @@ async fn backup_codes_work_once_in_any_format(app: &TestApp) {
     )
     .await;
     let code = user.authenticator.next_code().await;
-    let fresh = expect_json(
-        post_code(app, "/auth/mfa/backup-codes/regenerate", &at, &code).await,
-        StatusCode::OK,
-    )
-    .await;
-    let fresh: Vec<String> = fresh["backup_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
+    let fresh =
+        expect_json(post_code(app, "/auth/mfa/backup-codes/regenerate", &at, &code).await, StatusCode::OK).await;
+    let fresh: Vec<String> =
+        fresh["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
     assert_eq!(fresh.len(), 10);
-    assert_eq!(
-        expect_json(app.get_bearer("/auth/mfa/backup-codes", &at).await, StatusCode::OK).await["remaining"],
-        10
-    );
+    assert_eq!(expect_json(app.get_bearer("/auth/mfa/backup-codes", &at).await, StatusCode::OK).await["remaining"], 10);
     let old = password_step(app, &user.email).await;
-    expect_error(
-        challenge(app, &old, &user.backup_codes[1]).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_error(challenge(app, &old, &user.backup_codes[1]).await, StatusCode::UNAUTHORIZED, "invalid_code").await;
     expect_json(challenge(app, &old, &fresh[0]).await, StatusCode::OK).await;
 }
 on_both!(backup_codes_work_once_in_any_format);
@@ -419,14 +292,8 @@ async fn sensitive_changes_need_an_mfa_session(app: &TestApp) {
     let mut user = enroll(app).await;
     let plain = token(&user.session, "access_token");
     let change = json!({"current_password": PASSWORD, "new_password": "a brand new long passphrase"});
-    let response = app
-        .client
-        .post(app.url("/auth/change-password"))
-        .bearer_auth(&plain)
-        .json(&change)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.client.post(app.url("/auth/change-password")).bearer_auth(&plain).json(&change).send().await.unwrap();
     expect_error(response, StatusCode::FORBIDDEN, "mfa_required").await;
     let disable = |bearer: String, password: &str, code: &str| {
         app.client
@@ -436,78 +303,34 @@ async fn sensitive_changes_need_an_mfa_session(app: &TestApp) {
             .send()
     };
     let code = user.authenticator.peek_code();
-    expect_error(
-        disable(plain.clone(), PASSWORD, &code).await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "mfa_required",
-    )
-    .await;
+    expect_error(disable(plain.clone(), PASSWORD, &code).await.unwrap(), StatusCode::FORBIDDEN, "mfa_required").await;
 
     let pair = mfa_session(app, &mut user).await;
     let at = token(&pair, "access_token");
-    let response = app
-        .client
-        .post(app.url("/auth/change-password"))
-        .bearer_auth(&at)
-        .json(&change)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.client.post(app.url("/auth/change-password")).bearer_auth(&at).json(&change).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let new_password = "a brand new long passphrase";
     let code = user.authenticator.peek_code();
-    expect_error(
-        disable(at.clone(), PASSWORD, &code).await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "wrong_password",
-    )
-    .await;
-    expect_error(
-        disable(at.clone(), new_password, "000000").await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "invalid_code",
-    )
-    .await;
+    expect_error(disable(at.clone(), PASSWORD, &code).await.unwrap(), StatusCode::BAD_REQUEST, "wrong_password").await;
+    expect_error(disable(at.clone(), new_password, "000000").await.unwrap(), StatusCode::BAD_REQUEST, "invalid_code")
+        .await;
     let code = user.authenticator.next_code().await;
-    assert_eq!(
-        disable(at.clone(), new_password, &code).await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(disable(at.clone(), new_password, &code).await.unwrap().status(), StatusCode::NO_CONTENT);
 
-    assert_eq!(
-        expect_json(app.me(&at).await, StatusCode::OK).await["mfa_enabled"],
-        false
-    );
-    assert_eq!(
-        expect_json(app.get_bearer("/auth/mfa/backup-codes", &at).await, StatusCode::OK).await["remaining"],
-        0
-    );
+    assert_eq!(expect_json(app.me(&at).await, StatusCode::OK).await["mfa_enabled"], false);
+    assert_eq!(expect_json(app.get_bearer("/auth/mfa/backup-codes", &at).await, StatusCode::OK).await["remaining"], 0);
     let direct = expect_json(app.login(&user.email, new_password).await, StatusCode::OK).await;
     assert!(direct.get("access_token").is_some(), "no second factor once disabled");
     let code = user.authenticator.peek_code();
-    expect_error(
-        disable(at, new_password, &code).await.unwrap(),
-        StatusCode::CONFLICT,
-        "mfa_not_enabled",
-    )
-    .await;
+    expect_error(disable(at, new_password, &code).await.unwrap(), StatusCode::CONFLICT, "mfa_not_enabled").await;
 }
 on_both!(sensitive_changes_need_an_mfa_session);
 
 async fn password_grant_answers_mfa_pending_for_enrolled_users(app: &TestApp) {
     let user = enroll(app).await;
-    let form = [
-        ("grant_type", "password"),
-        ("username", user.email.as_str()),
-        ("password", PASSWORD),
-    ];
-    let response = app
-        .client
-        .post(app.url("/auth/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let form = [("grant_type", "password"), ("username", user.email.as_str()), ("password", PASSWORD)];
+    let response = app.client.post(app.url("/auth/login")).form(&form).send().await.unwrap();
     let body = expect_json(response, StatusCode::OK).await;
     assert_eq!(body["mfa_required"], true);
     assert!(body.get("access_token").is_none());

@@ -9,11 +9,7 @@ use crate::{
 };
 
 async fn health_and_readiness(app: &TestApp) {
-    let health = expect_json(
-        app.client.get(app.url("/healthz")).send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let health = expect_json(app.client.get(app.url("/healthz")).send().await.unwrap(), StatusCode::OK).await;
     assert_eq!(health["status"], "ok");
     let ready = expect_json(app.client.get(app.url("/readyz")).send().await.unwrap(), StatusCode::OK).await;
     assert_eq!(ready["status"], "ok");
@@ -21,15 +17,7 @@ async fn health_and_readiness(app: &TestApp) {
 on_both!(health_and_readiness);
 
 async fn openapi_documents_every_endpoint(app: &TestApp) {
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/api/v1/auth/register",
@@ -63,15 +51,8 @@ async fn swagger_ui_is_served_from_the_binary(app: &TestApp) {
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"));
     assert!(!html.contains("cdn") && !html.contains("unpkg"), "nothing from a CDN");
-    let initializer = app
-        .client
-        .get(app.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let initializer =
+        app.client.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
     assert!(initializer.contains("/openapi.json"));
 }
 on_both!(swagger_ui_is_served_from_the_binary);

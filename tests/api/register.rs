@@ -33,22 +33,13 @@ on_both!(register_signs_in_a_viewer);
 
 async fn duplicate_email_is_refused_case_insensitively(app: &TestApp) {
     let (email, _) = app.new_user().await;
-    expect_error(
-        app.register(&email.to_uppercase(), PASSWORD).await,
-        StatusCode::CONFLICT,
-        "email_taken",
-    )
-    .await;
+    expect_error(app.register(&email.to_uppercase(), PASSWORD).await, StatusCode::CONFLICT, "email_taken").await;
 }
 on_both!(duplicate_email_is_refused_case_insensitively);
 
 async fn duplicate_username_is_refused(app: &TestApp) {
     let body = |email: &str| json!({"email": email, "password": PASSWORD, "username": "marie"});
-    expect_json(
-        app.post_json("/auth/register", &body("m1@example.com")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    expect_json(app.post_json("/auth/register", &body("m1@example.com")).await, StatusCode::CREATED).await;
     expect_error(
         app.post_json("/auth/register", &body("m2@example.com")).await,
         StatusCode::CONFLICT,
@@ -78,8 +69,7 @@ async fn field_formats_are_validated(app: &TestApp) {
     .await;
     assert_eq!(bad_name["details"][0]["field"], "username");
     let missing = expect_error(
-        app.post_json("/auth/register", &json!({"email": "u@example.com"}))
-            .await,
+        app.post_json("/auth/register", &json!({"email": "u@example.com"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
@@ -99,27 +89,16 @@ async fn weak_passwords_are_refused_with_a_reason(app: &TestApp) {
         ("rosalind2025!", "email"),
     ];
     for (password, reason) in cases {
-        let body = expect_error(
-            app.register(email, password).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "weak_password",
-        )
-        .await;
+        let body =
+            expect_error(app.register(email, password).await, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(reason), "{password}: {message}");
         assert_eq!(body["details"][0]["field"], "password");
-        assert!(
-            !message.contains("digit") && !message.contains("uppercase"),
-            "no composition rules: {message}"
-        );
+        assert!(!message.contains("digit") && !message.contains("uppercase"), "no composition rules: {message}");
     }
     let too_long = "correct horse ".repeat(20);
-    let body = expect_error(
-        app.register(email, &too_long).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "weak_password",
-    )
-    .await;
+    let body =
+        expect_error(app.register(email, &too_long).await, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
     assert!(body["message"].as_str().unwrap().contains("at most 256"));
 }
 on_both!(weak_passwords_are_refused_with_a_reason);
@@ -137,17 +116,10 @@ async fn long_and_unicode_passwords_are_never_truncated(app: &TestApp) {
         let mut shorter = password.clone();
         shorter.pop();
         for wrong in [cut72, shorter, format!("{password}x"), password.to_uppercase()] {
-            expect_error(
-                app.login(&email, &wrong).await,
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-            )
-            .await;
+            expect_error(app.login(&email, &wrong).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
         }
     }
-    for (i, password) in ["correct horse battery staple plume", "pässwörd ñandú 😀 très long"]
-        .into_iter()
-        .enumerate()
+    for (i, password) in ["correct horse battery staple plume", "pässwörd ñandú 😀 très long"].into_iter().enumerate()
     {
         let email = format!("spaces{i}@example.com");
         expect_json(app.register(&email, password).await, StatusCode::CREATED).await;

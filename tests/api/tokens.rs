@@ -25,15 +25,9 @@ fn split(token: &str) -> (Value, Value, String) {
 
 async fn assert_rejected(app: &TestApp, bearer: &str) {
     let response = app.me(bearer).await;
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string());
+    let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
     expect_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_eq!(
-        challenge.as_deref(),
-        Some(r#"Bearer realm="latchkey", error="invalid_token""#)
-    );
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="latchkey", error="invalid_token""#));
 }
 
 async fn tampered_tokens_are_refused(app: &TestApp) {
@@ -45,11 +39,7 @@ async fn tampered_tokens_are_refused(app: &TestApp) {
     let mut raw = URL_SAFE_NO_PAD.decode(&sig).unwrap();
     raw[10] ^= 0x01;
     let parts: Vec<&str> = at.split('.').collect();
-    assert_rejected(
-        app,
-        &format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(raw)),
-    )
-    .await;
+    assert_rejected(app, &format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(raw))).await;
     assert_rejected(app, &format!("{}.{}.", parts[0], parts[1])).await;
     assert_rejected(app, "garbage").await;
     assert_rejected(app, &"x".repeat(10_000)).await;
@@ -66,11 +56,7 @@ async fn alg_none_and_algorithm_switches_are_refused(app: &TestApp) {
     }
     for alg in ["ES256", "RS256", "HS256"] {
         let h = json!({"alg": alg, "typ": "at+jwt", "kid": header["kid"]});
-        assert_rejected(
-            app,
-            &format!("{}.{}.{}", b64(&h), b64(&claims), URL_SAFE_NO_PAD.encode([7u8; 64])),
-        )
-        .await;
+        assert_rejected(app, &format!("{}.{}.{}", b64(&h), b64(&claims), URL_SAFE_NO_PAD.encode([7u8; 64]))).await;
     }
 }
 on_both!(alg_none_and_algorithm_switches_are_refused);
@@ -80,11 +66,8 @@ async fn public_key_as_hmac_secret_is_refused(app: &TestApp) {
     let (_, pair) = app.new_user().await;
     let (header, mut claims, _) = split(&token(&pair, "access_token"));
     claims["role"] = json!("admin");
-    let jwks = expect_json(
-        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let jwks =
+        expect_json(app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap(), StatusCode::OK).await;
     let jwk = &jwks["keys"][0];
     let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
     let mut der = hex::decode("302a300506032b6570032100").unwrap();
@@ -117,11 +100,7 @@ async fn keys_from_the_token_header_are_ignored(app: &TestApp) {
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     };
     assert_rejected(app, &sign(json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": x}}))).await;
-    assert_rejected(
-        app,
-        &sign(json!({"jku": format!("{}/.well-known/jwks.json", app.base)})),
-    )
-    .await;
+    assert_rejected(app, &sign(json!({"jku": format!("{}/.well-known/jwks.json", app.base)}))).await;
     assert_rejected(app, &sign(json!({}))).await;
     for kid in ["../../../../dev/null", "' OR '1'='1", &"k".repeat(10_000)] {
         assert_rejected(app, &sign(json!({"kid": kid}))).await;
@@ -146,14 +125,7 @@ async fn wrong_claims_and_types_are_refused(app: &TestApp) {
     let (header, claims, _) = split(&token(&pair, "access_token"));
     assert_eq!(header["alg"], "HS256");
     assert_eq!(
-        app.client
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["keys"],
+        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json::<Value>().await.unwrap()["keys"],
         json!([])
     );
     expect_json(app.me(&sign_hs(&claims, Some("at+jwt"))).await, StatusCode::OK).await;
@@ -193,39 +165,19 @@ async fn expired_access_tokens_are_refused(app: &TestApp) {
     tokio::time::sleep(std::time::Duration::from_millis(7_000)).await;
     assert_rejected(app, &at).await;
 }
-on_both!(expired_access_tokens_are_refused, |c| c.access_ttl =
-    std::time::Duration::from_secs(1));
+on_both!(expired_access_tokens_are_refused, |c| c.access_ttl = std::time::Duration::from_secs(1));
 
 /// Refresh tokens are not access tokens and the reverse; tokens in the query string are ignored.
 async fn token_kinds_cannot_be_swapped(app: &TestApp) {
     let (_, pair) = app.new_user().await;
     assert_rejected(app, &token(&pair, "refresh_token")).await;
-    expect_error(
-        app.refresh(&token(&pair, "access_token")).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_token",
-    )
-    .await;
+    expect_error(app.refresh(&token(&pair, "access_token")).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let at = token(&pair, "access_token");
-    let response = app
-        .client
-        .get(app.url(&format!("/auth/me?access_token={at}")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url(&format!("/auth/me?access_token={at}"))).send().await.unwrap();
     let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_string();
     expect_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_eq!(
-        challenge, r#"Bearer realm="latchkey""#,
-        "no error code when no token was sent"
-    );
-    let basic = app
-        .client
-        .get(app.url("/auth/me"))
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(challenge, r#"Bearer realm="latchkey""#, "no error code when no token was sent");
+    let basic = app.client.get(app.url("/auth/me")).basic_auth("u", Some("p")).send().await.unwrap();
     expect_error(basic, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 on_both!(token_kinds_cannot_be_swapped);
@@ -237,20 +189,14 @@ async fn access_token_claims_match_the_contract(app: &TestApp) {
     assert_eq!(header["typ"], "at+jwt");
     let mut keys: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(
-        keys,
-        ["amr", "aud", "exp", "iat", "iss", "jti", "mfa", "role", "sid", "sub"]
-    );
+    assert_eq!(keys, ["amr", "aud", "exp", "iat", "iss", "jti", "mfa", "role", "sid", "sub"]);
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
     assert_eq!(claims["iss"], "http://localhost:8080");
     assert_eq!(claims["amr"], json!(["pwd"]));
     assert_eq!(claims["mfa"], false);
     assert_eq!(claims["sub"], pair["user"]["id"]);
-    let jwks = expect_json(
-        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let jwks =
+        expect_json(app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap(), StatusCode::OK).await;
     assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert!(jwks["keys"][0].get("d").is_none(), "no private part");

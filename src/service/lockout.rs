@@ -1,0 +1,117 @@
+//! Account lockout: consecutive failures per submitted identifier lock it for a while, whether or not an
+//! account has that name (so lockout does not reveal which names exist). A client that presents a valid
+//! device token for the account is judged by that device's own failures instead, so a stranger who locks
+//! the identifier does not lock the owner out of devices they have signed in from before.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+};
+use crate::{
+    clock,
+    domain::identity::LoginIdentifier,
+    error::{Error, Result},
+    store::{Tx, lockouts, mfa, users::UserRecord},
+};
+
+/// SECURITY.md decision 7: this many wrong second-factor codes in a row lock the account.
+pub const MFA_FAILURE_LIMIT: i64 = 10;
+
+/// What a login attempt's failures count against.
+pub struct LockScope {
+    key: String,
+}
+
+impl Services {
+    /// The identifier's counter, or the device's own when the client proved it is a known device that is
+    /// not itself locked.
+    pub(crate) async fn lock_scope(
+        &self,
+        identifier: &LoginIdentifier,
+        user: Option<&UserRecord>,
+        device_token: Option<&str>,
+        now: i64,
+    ) -> Result<LockScope> {
+        let device = device_token.zip(user).and_then(|(token, user)| self.devices.verify(token, user.id, now / 1000));
+        if let Some(nonce) = device {
+            let key = format!("device:{nonce}");
+            if lockouts::locked_until(self.db.pool(), &key, now).await?.is_none() {
+                return Ok(LockScope { key });
+            }
+        }
+        Ok(LockScope { key: identifier.lock_key() })
+    }
+
+    /// 429 `account_locked` with the seconds left, before any password is checked.
+    pub(crate) async fn ensure_unlocked(&self, scope: &LockScope, now: i64) -> Result<()> {
+        match lockouts::locked_until(self.db.pool(), &scope.key, now).await? {
+            Some(until) => Err(locked(until - now)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed password; the failure that reaches the threshold locks the scope (and is audited once).
+    pub(crate) async fn count_failure(
+        &self,
+        tx: &mut Tx,
+        scope: &LockScope,
+        user_id: Option<Uuid>,
+        client: &Client,
+    ) -> Result<()> {
+        let now = clock::now_ms();
+        let failures = lockouts::add_failure(tx, &scope.key, now).await?;
+        if failures >= i64::from(self.config.lockout_threshold) {
+            self.lock(tx, &scope.key, user_id, "password_failures", client).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn clear_failures(&self, tx: &mut Tx, scope: &LockScope) -> Result<()> {
+        lockouts::clear(tx, &scope.key).await
+    }
+
+    async fn lock(&self, tx: &mut Tx, key: &str, user_id: Option<Uuid>, reason: &str, client: &Client) -> Result<()> {
+        let now = clock::now_ms();
+        let until = now + clock::duration_ms(self.config.lockout);
+        if lockouts::lock(tx, key, until, now).await? {
+            let (kind, name) = key.split_once(':').unwrap_or(("", key));
+            let event = Event::failure("account_locked", user_id)
+                .with("reason", reason)
+                .with("scope", kind)
+                .with("until", clock::from_ms(until).unix_timestamp());
+            // A device's nonce is a credential of sorts; only identifiers are named in the log.
+            let event = if kind == "device" {
+                event
+            } else {
+                event.with("identifier", name.chars().take(64).collect::<String>())
+            };
+            audit::record(tx, client, event).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a wrong second-factor code against the account; the tenth in a row locks every identifier of
+    /// the account like password failures do, and spends its open challenges.
+    pub(crate) async fn count_mfa_failure(&self, tx: &mut Tx, user: &UserRecord, client: &Client) -> Result<()> {
+        if lockouts::add_mfa_failure(tx, user.id).await? < MFA_FAILURE_LIMIT {
+            return Ok(());
+        }
+        lockouts::reset_mfa_failures(tx, user.id).await?;
+        mfa::spend_open_challenges(tx, user.id, clock::now_ms()).await?;
+        let mut identifiers = vec![LoginIdentifier::Email(user.email.clone())];
+        identifiers.extend(user.username.clone().map(LoginIdentifier::Username));
+        for identifier in identifiers {
+            self.lock(tx, &identifier.lock_key(), Some(user.id), "mfa_failures", client).await?;
+        }
+        Ok(())
+    }
+}
+
+fn locked(remaining_ms: i64) -> Error {
+    let seconds = u64::try_from((remaining_ms + 999) / 1000).unwrap_or(1).max(1);
+    Error::TooManyRequests { code: "account_locked", retry_after: Duration::from_secs(seconds) }
+}

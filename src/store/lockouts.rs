@@ -1,0 +1,69 @@
+//! The `login_lockouts` table and the per-account second-factor failure count.
+
+use sqlx::{AnyConnection, AnyExecutor};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// When `key` is locked, until when (Unix ms).
+pub async fn locked_until<'e>(ex: impl AnyExecutor<'e>, key: &str, now: i64) -> Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT locked_until FROM login_lockouts WHERE lock_key = $1")
+        .bind(key)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.and_then(|(until,)| until).filter(|until| *until > now))
+}
+
+/// Counts one more consecutive failure and returns the count. A lock that has run out starts a new count.
+pub async fn add_failure(conn: &mut AnyConnection, key: &str, now: i64) -> Result<i64> {
+    let (failures,): (i64,) = sqlx::query_as(
+        "INSERT INTO login_lockouts (lock_key, failures, locked_until, updated_at) VALUES ($1, 1, NULL, $2)
+         ON CONFLICT (lock_key) DO UPDATE SET
+             failures = CASE WHEN login_lockouts.locked_until <= $2 THEN 1 ELSE login_lockouts.failures + 1 END,
+             locked_until = CASE WHEN login_lockouts.locked_until <= $2 THEN NULL ELSE login_lockouts.locked_until END,
+             updated_at = $2
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(failures)
+}
+
+/// Locks `key` until `until`; false when it was already locked (so the lock is reported once).
+pub async fn lock(conn: &mut AnyConnection, key: &str, until: i64, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO login_lockouts (lock_key, failures, locked_until, updated_at) VALUES ($1, 0, $2, $3)
+         ON CONFLICT (lock_key) DO UPDATE SET locked_until = $2, failures = 0, updated_at = $3
+         WHERE login_lockouts.locked_until IS NULL OR login_lockouts.locked_until <= $3",
+    )
+    .bind(key)
+    .bind(until)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn clear(conn: &mut AnyConnection, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM login_lockouts WHERE lock_key = $1").bind(key).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn add_mfa_failure(conn: &mut AnyConnection, user_id: Uuid) -> Result<i64> {
+    let (failures,): (i64,) =
+        sqlx::query_as("UPDATE users SET mfa_failures = mfa_failures + 1 WHERE id = $1 RETURNING mfa_failures")
+            .bind(user_id.to_string())
+            .fetch_one(conn)
+            .await?;
+    Ok(failures)
+}
+
+pub async fn reset_mfa_failures(conn: &mut AnyConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE users SET mfa_failures = 0 WHERE id = $1 AND mfa_failures <> 0")
+        .bind(user_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
