@@ -53,6 +53,12 @@ pub struct Config {
     pub refresh_ttl: Duration,
     pub session_idle: Duration,
     pub password_min_length: usize,
+    /// Requests per client IP and minute on register, login, MFA challenge and refresh; 0 turns it off.
+    pub rate_limit_per_minute: u32,
+    /// Shares rate-limit counters between instances.
+    pub redis_url: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Consecutive failed logins for one identifier (or one device) that lock it.
     pub lockout_threshold: u32,
     pub lockout: Duration,
@@ -80,6 +86,9 @@ impl Default for Config {
             refresh_ttl: Duration::from_secs(604_800),
             session_idle: Duration::from_secs(86_400),
             password_min_length: 12,
+            rate_limit_per_minute: 60,
+            redis_url: None,
+            trusted_proxies: Vec::new(),
             lockout_threshold: 5,
             lockout: Duration::from_secs(1800),
             argon2_memory_kib: 19_456,
@@ -105,6 +114,9 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_SESSION_IDLE_SECONDS",
     "LATCHKEY_PASSWORD_MIN_LENGTH",
     "LATCHKEY_LOCKOUT_THRESHOLD",
+    "LATCHKEY_RATE_LIMIT_PER_MINUTE",
+    "LATCHKEY_REDIS_URL",
+    "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_LOCKOUT_SECONDS",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
@@ -170,6 +182,14 @@ impl Config {
                 bail!("LATCHKEY_PASSWORD_MIN_LENGTH must be between 8 and 256");
             }
             c.password_min_length = n as usize;
+        }
+        if let Some(n) = parse("LATCHKEY_RATE_LIMIT_PER_MINUTE")? {
+            c.rate_limit_per_minute = u32::try_from(n).context("LATCHKEY_RATE_LIMIT_PER_MINUTE is too large")?;
+        }
+        c.redis_url = get("LATCHKEY_REDIS_URL").filter(|u| !u.trim().is_empty());
+        if let Some(list) = get("LATCHKEY_TRUSTED_PROXIES") {
+            c.trusted_proxies = crate::domain::client_ip::parse_trusted(&list)
+                .map_err(|e| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {e}"))?;
         }
         if let Some(n) = parse("LATCHKEY_LOCKOUT_THRESHOLD")? {
             if !(1..=100).contains(&n) {

@@ -1,11 +1,13 @@
 //! Pure logic: no HTTP, no SQL. Everything here is unit-tested without I/O.
 
 pub mod backup_codes;
+pub mod client_ip;
 pub mod device_token;
 pub mod identity;
 pub mod mac;
 pub mod password;
 pub mod random;
+pub mod rate_window;
 pub mod roles;
 pub mod seal;
 pub mod tokens;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{
     error::{ApiError, ErrorBody},
     extract::{ClientInfo, CurrentUser, Json, LoginBody, LoginRequest, PasswordGrant},
+    rate_limit,
 };
 use crate::{
     app::AppState,
@@ -24,11 +25,12 @@ use crate::{
     store::users::UserRecord,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    let unauthenticated = Router::new()
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+        .route("/auth/refresh", post(refresh));
+    rate_limit::limited(unauthenticated, state)
         .route("/auth/logout", post(logout))
         .route("/auth/logout-all", post(logout_all))
         .route("/auth/me", get(me))

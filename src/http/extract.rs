@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use crate::{
     app::AppState,
-    domain::tokens::AccessClaims,
+    domain::{client_ip::client_ip, tokens::AccessClaims},
     error::Error,
     service::{Client, audit::truncate_user_agent},
 };
@@ -77,14 +77,18 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// The socket peer and user agent of a request.
+/// The client's address (the socket peer, or what a trusted proxy forwarded) and user agent.
 pub struct ClientInfo(pub Client);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| client_ip(addr.ip(), forwarded, &state.config.trusted_proxies).to_string());
         let user_agent =
             parts.headers.get(header::USER_AGENT).map(|v| truncate_user_agent(&String::from_utf8_lossy(v.as_bytes())));
         Ok(Self(Client { ip, user_agent }))

@@ -15,18 +15,18 @@ use super::{
     auth::TokenPair,
     error::{ApiError, ErrorBody},
     extract::{ClientInfo, CurrentUser, Json},
+    rate_limit,
 };
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    rate_limit::limited(Router::new().route("/auth/mfa/challenge", post(challenge)), state)
         .route("/auth/mfa/setup", post(setup))
         .route("/auth/mfa/qr.png", get(qr_png))
         .route("/auth/mfa/enable", post(enable))
         .route("/auth/mfa/disable", post(disable))
         .route("/auth/mfa/backup-codes", get(backup_codes_remaining))
         .route("/auth/mfa/backup-codes/regenerate", post(regenerate))
-        .route("/auth/mfa/challenge", post(challenge))
 }
 
 #[derive(Serialize, ToSchema)]

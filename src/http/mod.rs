@@ -7,6 +7,7 @@ pub mod extract;
 pub mod mfa;
 pub mod openapi;
 pub mod ops;
+pub mod rate_limit;
 pub mod sessions;
 
 use axum::{
@@ -32,8 +33,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .merge(auth::router())
-        .merge(mfa::router())
+        .merge(auth::router(&state))
+        .merge(mfa::router(&state))
         .merge(sessions::router())
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod lockout;
 pub mod mfa;
 pub mod passwords;
+pub mod rate_limit;
 pub mod revocation;
 pub mod sessions;
 pub mod token_cache;
@@ -40,6 +41,7 @@ pub struct Services {
     pub devices: DeviceTokens,
     pub revocations: Arc<revocation::Revocations>,
     pub verified_tokens: token_cache::VerifiedTokens,
+    pub rate_limiter: rate_limit::RateLimiter,
 }
 
 impl Services {
@@ -54,6 +56,7 @@ impl Services {
         let devices = DeviceTokens::new(&server_key);
         let keys = keys::load_key_ring(&config, &db, &sealer).await?;
         let passwords = passwords::Passwords::new(&config)?;
+        let rate_limiter = rate_limit::RateLimiter::new(config.rate_limit_per_minute, config.redis_url.as_deref())?;
         let revocations = Arc::new(revocation::Revocations::new(&config));
         revocations.sync(&db).await.context("cannot read revoked sessions")?;
         Ok(Arc::new(Self {
@@ -66,6 +69,7 @@ impl Services {
             devices,
             revocations,
             verified_tokens: Default::default(),
+            rate_limiter,
         }))
     }
 }

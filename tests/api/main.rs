@@ -9,6 +9,7 @@ mod lockout;
 mod login;
 mod mfa;
 mod ops;
+mod rate_limit;
 mod register;
 mod sessions;
 mod tokens;
