@@ -57,6 +57,8 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// Shares rate-limit counters between instances.
     pub redis_url: Option<String>,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Consecutive failed logins for one identifier (or one device) that lock it.
@@ -89,6 +91,7 @@ impl Default for Config {
             rate_limit_per_minute: 60,
             redis_url: None,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
             lockout_threshold: 5,
             lockout: Duration::from_secs(1800),
             argon2_memory_kib: 19_456,
@@ -117,6 +120,7 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_RATE_LIMIT_PER_MINUTE",
     "LATCHKEY_REDIS_URL",
     "LATCHKEY_TRUSTED_PROXIES",
+    "LATCHKEY_CORS_ORIGINS",
     "LATCHKEY_LOCKOUT_SECONDS",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
@@ -191,6 +195,9 @@ impl Config {
             c.trusted_proxies = crate::domain::client_ip::parse_trusted(&list)
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {e}"))?;
         }
+        if let Some(list) = get("LATCHKEY_CORS_ORIGINS") {
+            c.cors_origins = parse_origins(&list)?;
+        }
         if let Some(n) = parse("LATCHKEY_LOCKOUT_THRESHOLD")? {
             if !(1..=100).contains(&n) {
                 bail!("LATCHKEY_LOCKOUT_THRESHOLD must be between 1 and 100 (NIST SP 800-63B allows at most 100)");
@@ -241,6 +248,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `LATCHKEY_CORS_ORIGINS`: comma-separated `scheme://host[:port]` origins, matched exactly.
+fn parse_origins(list: &str) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            let shaped = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.trim_end_matches('/').contains(['*', ' '])
+                && origin.matches('/').count() == 2;
+            if !shaped {
+                bail!(
+                    "LATCHKEY_CORS_ORIGINS: {origin:?} is not an origin like https://app.example (no path, no wildcard)"
+                );
+            }
+            axum::http::HeaderValue::from_str(origin).context("LATCHKEY_CORS_ORIGINS: not a valid header value")
+        })
+        .collect()
 }
 
 /// `LATCHKEY_SECRET_KEY`: exactly 32 bytes as hex, as `openssl rand -hex 32` prints them.

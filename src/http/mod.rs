@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod mfa;
 pub mod openapi;
 pub mod ops;
@@ -39,25 +40,15 @@ pub fn router(state: AppState) -> Router {
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
-    let headers = ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ));
-
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
         .merge(openapi::swagger_ui())
-        .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::map_response(error::normalize))
-        .layer(headers)
+        .layer(headers::cors(&state.config.cors_origins))
+        .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
+        .with_state(state)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -71,6 +71,13 @@ async fn security_headers_on_every_response(app: &TestApp) {
             .unwrap(),
     ];
     for r in &responses {
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        for directive in ["object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "default-src 'none'"] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        assert_eq!(r.headers()["content-type"], "application/json; charset=utf-8");
+        assert_eq!(r.headers()["cross-origin-opener-policy"], "same-origin");
+        assert!(!r.headers().contains_key("strict-transport-security"), "plain-http deployment");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         assert_eq!(r.headers()["x-frame-options"], "DENY");
         assert!(r.headers().contains_key("x-request-id"));
@@ -79,3 +86,48 @@ async fn security_headers_on_every_response(app: &TestApp) {
     assert_eq!(responses[1].headers()["cache-control"], "no-store");
 }
 on_both!(security_headers_on_every_response);
+
+async fn docs_csp_allows_only_its_own_scripts(app: &TestApp) {
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"));
+}
+on_both!(docs_csp_allows_only_its_own_scripts);
+
+async fn hsts_when_the_issuer_is_https(app: &TestApp) {
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let hsts = r.headers()["strict-transport-security"].to_str().unwrap();
+    assert!(hsts.starts_with("max-age=63072000") && hsts.contains("includeSubDomains"));
+}
+on_both!(hsts_when_the_issuer_is_https, |c| c.issuer = "https://auth.example".into());
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn cors_is_closed_by_default(app: &TestApp) {
+    for origin in ["https://evil.example", "null"] {
+        let r = preflight(app, origin).await;
+        assert!(!r.headers().contains_key("access-control-allow-origin"), "{origin}");
+    }
+}
+on_both!(cors_is_closed_by_default);
+
+async fn cors_echoes_only_allowed_origins(app: &TestApp) {
+    let r = preflight(app, "https://app.example").await;
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert!(!r.headers().contains_key("access-control-allow-credentials"));
+    for origin in ["https://evil.example", "null", "https://app.example.evil.com"] {
+        let r = preflight(app, origin).await;
+        assert!(!r.headers().contains_key("access-control-allow-origin"), "{origin}");
+    }
+}
+on_both!(cors_echoes_only_allowed_origins, |c| c.cors_origins =
+    vec![reqwest::header::HeaderValue::from_static("https://app.example")]);

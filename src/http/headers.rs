@@ -1,0 +1,50 @@
+//! Security headers on every response (SECURITY.md A.3, A.10), and CORS from an allowlist (A.5).
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware::Next,
+    response::Response,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::app::AppState;
+
+/// API answers are data, never documents: nothing may load, run or frame.
+const API_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'none'";
+/// Swagger UI loads its own scripts and styles (it sets inline style attributes) and shows data: images.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                        connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'";
+
+pub async fn security_headers(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let is_docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let csp = if is_docs { DOCS_CSP } else { API_CSP };
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    headers.insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin"));
+    // Only a deployment whose public address is https can promise HTTPS for the next two years.
+    if app.config.issuer.starts_with("https://") {
+        headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    }
+    if headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json") {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    }
+    response
+}
+
+/// Exactly the configured origins (never `*`, never a reflected or `null` origin); none by default.
+/// Bearer tokens travel in a header, so no credentials (cookies) are allowed cross-origin.
+pub fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
