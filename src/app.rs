@@ -32,11 +32,13 @@ impl Application {
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sync = self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
+        let pruning = self.services.spawn_pruning(std::time::Duration::from_secs(3600));
         let router = http::router(self.services.clone());
         let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         sync.abort();
+        pruning.abort();
         served
     }
 }

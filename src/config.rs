@@ -57,6 +57,10 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// Shares rate-limit counters between instances.
     pub redis_url: Option<String>,
+    /// Audit events older than this many days are deleted by the pruning job.
+    pub audit_retention_days: u32,
+    /// When set, `/metrics` needs `Authorization: Bearer <it>`.
+    pub metrics_token: Option<String>,
     /// Origins allowed to call the API from a browser (CORS); none by default.
     pub cors_origins: Vec<axum::http::HeaderValue>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -92,6 +96,8 @@ impl Default for Config {
             redis_url: None,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            metrics_token: None,
+            audit_retention_days: 365,
             lockout_threshold: 5,
             lockout: Duration::from_secs(1800),
             argon2_memory_kib: 19_456,
@@ -121,6 +127,8 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_REDIS_URL",
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_CORS_ORIGINS",
+    "LATCHKEY_METRICS_TOKEN",
+    "LATCHKEY_AUDIT_RETENTION_DAYS",
     "LATCHKEY_LOCKOUT_SECONDS",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
@@ -194,6 +202,13 @@ impl Config {
         if let Some(list) = get("LATCHKEY_TRUSTED_PROXIES") {
             c.trusted_proxies = crate::domain::client_ip::parse_trusted(&list)
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {e}"))?;
+        }
+        c.metrics_token = get("LATCHKEY_METRICS_TOKEN").filter(|t| !t.is_empty());
+        if let Some(days) = parse("LATCHKEY_AUDIT_RETENTION_DAYS")? {
+            c.audit_retention_days = u32::try_from(days)
+                .ok()
+                .filter(|d| *d >= 1)
+                .context("LATCHKEY_AUDIT_RETENTION_DAYS must be 1 or more")?;
         }
         if let Some(list) = get("LATCHKEY_CORS_ORIGINS") {
             c.cors_origins = parse_origins(&list)?;

@@ -200,7 +200,14 @@ async fn login(
     ClientInfo(client): ClientInfo,
     LoginBody(body): LoginBody,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
-    Ok(axum::Json(app.login(&body.username, &body.password, body.device_token.as_deref(), &client).await?.into()))
+    let result = app.login(&body.username, &body.password, body.device_token.as_deref(), &client).await;
+    let outcome = match &result {
+        Ok(LoginOutcome::Tokens(_)) => "success",
+        Ok(LoginOutcome::SecondFactorOwed { .. }) => "mfa_required",
+        Err(e) => ApiError::code_of(e),
+    };
+    metrics::counter!("latchkey_logins_total", "outcome" => outcome).increment(1);
+    Ok(axum::Json(result?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,

@@ -89,6 +89,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The `error` code a flow's error answers with, e.g. for metric labels.
+    pub fn code_of(err: &Error) -> &'static str {
+        match err {
+            Error::BadRequest(_) => "bad_request",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::MissingToken | Error::InvalidToken => "invalid_token",
+            Error::WrongPassword => "wrong_password",
+            Error::InactiveUser => "inactive_user",
+            Error::MfaRequired => "mfa_required",
+            Error::InvalidCode { .. } => "invalid_code",
+            Error::NotFound => "not_found",
+            Error::Conflict { code, .. } | Error::TooManyRequests { code, .. } => code,
+            Error::Validation(_) => "validation_failed",
+            Error::WeakPassword(_) => "weak_password",
+            Error::Unavailable => "unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         use StatusCode as S;

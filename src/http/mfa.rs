@@ -185,5 +185,8 @@ async fn challenge(
     ClientInfo(client): ClientInfo,
     Json(body): Json<ChallengeRequest>,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
-    Ok(axum::Json(app.mfa_challenge(&body.mfa_token, &body.code, &client).await?.into()))
+    let result = app.mfa_challenge(&body.mfa_token, &body.code, &client).await;
+    let outcome = result.as_ref().map_or_else(ApiError::code_of, |_| "success");
+    metrics::counter!("latchkey_mfa_challenges_total", "outcome" => outcome).increment(1);
+    Ok(axum::Json(result?.into()))
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod metrics;
 pub mod mfa;
 pub mod openapi;
 pub mod ops;
@@ -33,6 +34,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     let api = Router::new()
         .merge(auth::router(&state))
         .merge(mfa::router(&state))
@@ -43,7 +45,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
+        .merge(metrics::router())
         .merge(openapi::swagger_ui())
+        .route_layer(middleware::from_fn(metrics::track))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::map_response(error::normalize))
         .layer(headers::cors(&state.config.cors_origins))

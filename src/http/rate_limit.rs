@@ -18,7 +18,10 @@ async fn limit(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    app.rate_limiter.check(path.as_str(), client.ip.as_deref().unwrap_or("unknown")).await?;
+    if let Err(refused) = app.rate_limiter.check(path.as_str(), client.ip.as_deref().unwrap_or("unknown")).await {
+        metrics::counter!("latchkey_rate_limited_total", "route" => path.as_str().to_string()).increment(1);
+        return Err(refused.into());
+    }
     Ok(next.run(request).await)
 }
 

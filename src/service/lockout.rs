@@ -78,6 +78,7 @@ impl Services {
         let now = clock::now_ms();
         let until = now + clock::duration_ms(self.config.lockout);
         if lockouts::lock(tx, key, until, now).await? {
+            metrics::counter!("latchkey_lockouts_total", "reason" => reason.to_string()).increment(1);
             let (kind, name) = key.split_once(':').unwrap_or(("", key));
             let event = Event::failure("account_locked", user_id)
                 .with("reason", reason)

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
 pub mod mfa;

@@ -191,6 +191,12 @@ impl Services {
         Ok(())
     }
 
+    /// Sessions that are neither revoked, expired nor idle, across all users.
+    pub async fn active_sessions(&self) -> Result<i64> {
+        let now = clock::now_ms();
+        sessions::count_live(self.db.pool(), now, now - clock::duration_ms(self.config.session_idle)).await
+    }
+
     pub async fn list_sessions(&self, auth: &AccessClaims) -> Result<Vec<SessionRecord>> {
         let now = clock::now_ms();
         let idle_cutoff = now - clock::duration_ms(self.config.session_idle);

@@ -200,3 +200,14 @@ pub async fn revoked_since<'e>(ex: impl AnyExecutor<'e>, since: i64) -> Result<V
         sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1").bind(since).fetch_all(ex).await?;
     Ok(rows.into_iter().map(|(id, at)| Ok((parse_id(&id)?, at))).collect::<Result<_, sqlx::Error>>()?)
 }
+
+pub async fn count_live<'e>(ex: impl AnyExecutor<'e>, now: i64, idle_cutoff: i64) -> Result<i64> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 AND last_used_at > $2",
+    )
+    .bind(now)
+    .bind(idle_cutoff)
+    .fetch_one(ex)
+    .await?;
+    Ok(count)
+}

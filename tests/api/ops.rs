@@ -131,3 +131,32 @@ async fn cors_echoes_only_allowed_origins(app: &TestApp) {
 }
 on_both!(cors_echoes_only_allowed_origins, |c| c.cors_origins =
     vec![reqwest::header::HeaderValue::from_static("https://app.example")]);
+
+async fn metrics_count_requests_and_security_events(app: &TestApp) {
+    let (email, _) = app.new_user().await;
+    app.login(&email, "not the password at all").await;
+    app.login(&email, crate::helpers::PASSWORD).await;
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"http_requests_total{method="POST",route="/api/v1/auth/login",status="401"}"#,
+        r#"http_request_duration_seconds_bucket{method="POST",route="/api/v1/auth/register""#,
+        r#"latchkey_logins_total{outcome="invalid_credentials"}"#,
+        r#"latchkey_logins_total{outcome="success"}"#,
+        "latchkey_active_sessions",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(!text.contains(&email), "no personal data in metrics");
+}
+on_both!(metrics_count_requests_and_security_events);
+
+async fn metrics_can_require_a_token(app: &TestApp) {
+    let open = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::UNAUTHORIZED);
+    let wrong = app.client.get(app.url("/metrics")).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = app.client.get(app.url("/metrics")).bearer_auth("scrape-secret-0123456789").send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+}
+on_both!(metrics_can_require_a_token, |c| c.metrics_token = Some("scrape-secret-0123456789".into()));

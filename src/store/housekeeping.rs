@@ -1,0 +1,41 @@
+//! Deleting rows nothing needs any more.
+
+use sqlx::AnyConnection;
+
+use crate::error::Result;
+
+/// What one pruning pass deleted, per table.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub audit_events: u64,
+    pub sessions: u64,
+    pub mfa_challenges: u64,
+    pub lockouts: u64,
+}
+
+/// `audit_before`: audit events older than this go. `dead_before`: sessions that ended (revoked, expired
+/// or idle) before this, challenges that expired before it, and lockout rows untouched since.
+pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64, idle_before: i64) -> Result<Pruned> {
+    let run = |sql: &'static str| sqlx::query(sql);
+    let audit_events =
+        run("DELETE FROM audit_events WHERE at < $1").bind(audit_before).execute(&mut *conn).await?.rows_affected();
+    // Refresh tokens go with their session (ON DELETE CASCADE).
+    let sessions = run("DELETE FROM sessions WHERE revoked_at < $1 OR expires_at < $1 OR last_used_at < $2")
+        .bind(dead_before)
+        .bind(idle_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let mfa_challenges = run("DELETE FROM mfa_challenges WHERE expires_at < $1")
+        .bind(dead_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let lockouts =
+        run("DELETE FROM login_lockouts WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $1)")
+            .bind(dead_before)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts })
+}
