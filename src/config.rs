@@ -57,6 +57,8 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// Shares rate-limit counters between instances.
     pub redis_url: Option<String>,
+    /// Administrative endpoints need a session that passed the second factor.
+    pub admin_require_mfa: bool,
     /// Audit events older than this many days are deleted by the pruning job.
     pub audit_retention_days: u32,
     /// When set, `/metrics` needs `Authorization: Bearer <it>`.
@@ -98,6 +100,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             metrics_token: None,
             audit_retention_days: 365,
+            admin_require_mfa: true,
             lockout_threshold: 5,
             lockout: Duration::from_secs(1800),
             argon2_memory_kib: 19_456,
@@ -129,6 +132,7 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_CORS_ORIGINS",
     "LATCHKEY_METRICS_TOKEN",
     "LATCHKEY_AUDIT_RETENTION_DAYS",
+    "LATCHKEY_ADMIN_REQUIRE_MFA",
     "LATCHKEY_LOCKOUT_SECONDS",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
@@ -204,6 +208,11 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {e}"))?;
         }
         c.metrics_token = get("LATCHKEY_METRICS_TOKEN").filter(|t| !t.is_empty());
+        c.admin_require_mfa = match get("LATCHKEY_ADMIN_REQUIRE_MFA").as_deref().map(str::trim) {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => bail!("LATCHKEY_ADMIN_REQUIRE_MFA must be true or false, got {other:?}"),
+        };
         if let Some(days) = parse("LATCHKEY_AUDIT_RETENTION_DAYS")? {
             c.audit_retention_days = u32::try_from(days)
                 .ok()

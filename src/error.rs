@@ -21,6 +21,8 @@ pub enum Error {
     InvalidToken,
     #[error("wrong current password")]
     WrongPassword,
+    #[error("forbidden")]
+    Forbidden,
     #[error("inactive user")]
     InactiveUser,
     /// The action needs a session that passed the second factor.

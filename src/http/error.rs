@@ -97,6 +97,7 @@ impl ApiError {
             Error::InvalidCredentials => "invalid_credentials",
             Error::MissingToken | Error::InvalidToken => "invalid_token",
             Error::WrongPassword => "wrong_password",
+            Error::Forbidden => "forbidden",
             Error::InactiveUser => "inactive_user",
             Error::MfaRequired => "mfa_required",
             Error::InvalidCode { .. } => "invalid_code",
@@ -125,6 +126,7 @@ impl From<Error> for ApiError {
                 e
             }
             Error::WrongPassword => Self::new(S::BAD_REQUEST, "wrong_password", "The current password is not correct."),
+            Error::Forbidden => Self::new(S::FORBIDDEN, "forbidden", "You are not allowed to do this."),
             Error::InactiveUser => Self::new(S::FORBIDDEN, "inactive_user", "This account has been deactivated."),
             Error::MfaRequired => {
                 Self::new(S::FORBIDDEN, "mfa_required", "Sign in with your second factor to do this.")

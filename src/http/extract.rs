@@ -1,7 +1,7 @@
 //! Extractors: JSON bodies that fail in the API's error shape, the bearer-authenticated caller, the
 //! client's address and user agent, and the login body (JSON or the OAuth2 password grant form).
 
-use std::net::SocketAddr;
+use std::{marker::PhantomData, net::SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request, rejection::JsonRejection},
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use crate::{
     app::AppState,
-    domain::{client_ip::client_ip, tokens::AccessClaims},
+    domain::{client_ip::client_ip, roles::Permission, tokens::AccessClaims},
     error::Error,
     service::{Client, audit::truncate_user_agent},
 };
@@ -74,6 +74,41 @@ impl FromRequestParts<AppState> for CurrentUser {
             .map(|(_, token)| token.trim())
             .ok_or(Error::InvalidToken)?;
         Ok(Self(state.authenticate(token)?))
+    }
+}
+
+/// A permission a handler requires, named as a type so that the requirement is in the handler's signature.
+pub trait Needs {
+    const PERMISSION: Permission;
+}
+
+macro_rules! permission_markers {
+    ($($name:ident => $permission:ident),* $(,)?) => {
+        $(
+            pub struct $name;
+            impl Needs for $name {
+                const PERMISSION: Permission = Permission::$permission;
+            }
+        )*
+    };
+}
+
+permission_markers!(UsersRead => UsersRead, UsersWrite => UsersWrite, AuditRead => AuditRead, OrgsManage => OrgsManage);
+
+/// A caller whose role has permission `P` (else 403 `forbidden`, audited as `access_denied`). For
+/// administrative permissions the session must also have passed MFA while `LATCHKEY_ADMIN_REQUIRE_MFA` is
+/// on (else 403 `mfa_required`).
+pub struct RequirePermission<P>(pub AccessClaims, pub PhantomData<P>);
+
+impl<P: Needs> FromRequestParts<AppState> for RequirePermission<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let CurrentUser(auth) = CurrentUser::from_request_parts(parts, state).await?;
+        let ClientInfo(client) =
+            ClientInfo::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
+        state.authorize(&auth, P::PERMISSION, parts.uri.path(), &client).await?;
+        Ok(Self(auth, PhantomData))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The HTTP API: routes under `/api/v1`, operations endpoints, the OpenAPI document, and the layers
 //! every response passes through.
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -39,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router(&state))
         .merge(mfa::router(&state))
         .merge(sessions::router())
+        .merge(audit::router())
+        .merge(admin::router())
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 

@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, error, extract, mfa, ops, sessions};
+use super::{admin, audit, auth, error, extract, mfa, ops, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +15,8 @@ use super::{auth, error, extract, mfa, ops, sessions};
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me, auth::change_password,
         mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
         mfa::challenge,
-        sessions::list, sessions::revoke, sessions::own_audit,
+        sessions::list, sessions::revoke, audit::own, audit::all,
+        admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
         ops::healthz, ops::readyz, ops::jwks,
     ),
     components(schemas(error::ErrorBody, error::FieldDetail, extract::LoginRequest, extract::PasswordGrant)),
@@ -24,6 +25,7 @@ use super::{auth, error, extract, mfa, ops, sessions};
         (name = "auth", description = "Accounts, login and tokens"),
         (name = "mfa", description = "Two-factor authentication: TOTP and backup codes"),
         (name = "sessions", description = "The caller's sessions and security log"),
+        (name = "admin", description = "Administration: accounts and the audit log (role admin)"),
         (name = "operations", description = "Health, readiness, keys"),
     )
 )]

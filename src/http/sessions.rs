@@ -1,14 +1,14 @@
-//! `/api/v1/auth/sessions` and the user's own security log, `/api/v1/auth/audit`.
+//! `/api/v1/auth/sessions`: the caller's live sessions, and revoking one.
 
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     routing::{delete, get},
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
@@ -18,10 +18,7 @@ use super::{
 use crate::{app::AppState, clock};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/sessions", get(list))
-        .route("/auth/sessions/{id}", delete(revoke))
-        .route("/auth/audit", get(own_audit))
+    Router::new().route("/auth/sessions", get(list)).route("/auth/sessions/{id}", delete(revoke))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -77,55 +74,4 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     app.revoke_session(&auth, id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct AuditQuery {
-    /// 1–200, default 50.
-    pub limit: Option<i64>,
-    /// Only events strictly before this time (RFC 3339): pass the last `at` of a page to get the next.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub before: Option<OffsetDateTime>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuditEvent {
-    pub id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    #[schema(example = "login")]
-    pub action: String,
-    #[schema(example = "success")]
-    pub outcome: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub detail: serde_json::Value,
-}
-
-#[utoipa::path(get, path = "/api/v1/auth/audit", tag = "sessions", security(("bearer" = []), ("password" = [])),
-    params(AuditQuery),
-    responses((status = 200, description = "The caller's security events, newest first", body = [AuditEvent]), (status = 401, body = ErrorBody)))]
-async fn own_audit(
-    State(app): State<AppState>,
-    CurrentUser(auth): CurrentUser,
-    Query(query): Query<AuditQuery>,
-) -> Result<axum::Json<Vec<AuditEvent>>, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let before = query.before.map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
-    let events = app.audit_for_user(auth.sub, before, limit).await?;
-    Ok(axum::Json(
-        events
-            .into_iter()
-            .map(|e| AuditEvent {
-                id: e.id,
-                at: clock::from_ms(e.at),
-                action: e.action,
-                outcome: e.outcome,
-                ip: e.ip,
-                user_agent: e.user_agent,
-                detail: e.detail,
-            })
-            .collect(),
-    ))
 }

@@ -80,8 +80,8 @@ pub async fn record(conn: &mut AnyConnection, client: &Client, event: Event) -> 
 }
 
 impl Services {
-    /// A user's own security log, newest first, strictly before `before` (Unix ms).
-    pub async fn audit_for_user(&self, user_id: Uuid, before: i64, limit: i64) -> Result<Vec<AuditRecord>> {
-        audit::list_for_user(self.db.pool(), user_id, before, limit).await
+    /// Security events, newest first, by the query's filters.
+    pub async fn audit_events(&self, query: &audit::AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
+        audit::list(self.db.pool(), query).await
     }
 }

@@ -2,7 +2,9 @@
 //! knows about HTTP; handlers and the CLI call these.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
+pub mod authorization;
 pub mod housekeeping;
 pub mod keys;
 pub mod lockout;

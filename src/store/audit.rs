@@ -48,20 +48,25 @@ pub async fn insert(conn: &mut AnyConnection, e: &AuditRecord) -> Result<()> {
     Ok(())
 }
 
-/// A user's events, newest first, strictly before `before` (Unix ms).
-pub async fn list_for_user<'e>(
-    ex: impl AnyExecutor<'e>,
-    user_id: Uuid,
-    before: i64,
-    limit: i64,
-) -> Result<Vec<AuditRecord>> {
+/// Which events to list: all filters optional, newest first, strictly before `before` (Unix ms).
+pub struct AuditQuery<'a> {
+    pub user_id: Option<Uuid>,
+    pub action: Option<&'a str>,
+    pub before: i64,
+    pub limit: i64,
+}
+
+pub async fn list<'e>(ex: impl AnyExecutor<'e>, q: &AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
+    // NULL filters match everything, so one statement serves every combination.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, at, user_id, action, outcome, ip, user_agent, detail FROM audit_events
-         WHERE user_id = $1 AND at < $2 ORDER BY at DESC, id DESC LIMIT $3",
+         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR action = $2) AND at < $3
+         ORDER BY at DESC, id DESC LIMIT $4",
     )
-    .bind(user_id.to_string())
-    .bind(before)
-    .bind(limit)
+    .bind(q.user_id.map(|u| u.to_string()))
+    .bind(q.action)
+    .bind(q.before)
+    .bind(q.limit)
     .fetch_all(ex)
     .await?;
     rows.into_iter()

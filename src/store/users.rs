@@ -146,3 +146,48 @@ pub async fn set_mfa_enabled(conn: &mut AnyConnection, id: Uuid, enabled: bool, 
         .await?;
     Ok(())
 }
+
+/// `q` (case-insensitive substring of email or username, matched literally), ordered by creation; and the
+/// number of matches.
+pub async fn search(conn: &mut AnyConnection, q: &str, limit: i64, offset: i64) -> Result<(Vec<UserRecord>, i64)> {
+    let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let filter = "WHERE email LIKE $1 ESCAPE '\\' OR username LIKE $1 ESCAPE '\\'";
+    let (total,): (i64,) =
+        sqlx::query_as(&format!("SELECT COUNT(*) FROM users {filter}")).bind(&pattern).fetch_one(&mut *conn).await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users {filter} ORDER BY created_at, id LIMIT $2 OFFSET $3"))
+            .bind(&pattern)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok((rows.into_iter().map(UserRecord::try_from).collect::<Result<_, _>>()?, total))
+}
+
+pub async fn set_role_and_active(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    role: Role,
+    is_active: bool,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE users SET role = $1, is_active = $2, updated_at = $3 WHERE id = $4")
+        .bind(role.as_str())
+        .bind(i64::from(is_active))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ids of active admins. `lock` (PostgreSQL: `FOR UPDATE`) makes concurrent demotions queue behind each
+/// other, so that two admins cannot demote each other at once; SQLite's write transaction already does.
+pub async fn active_admins(conn: &mut AnyConnection, lock: &str) -> Result<Vec<Uuid>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as(&format!("SELECT id FROM users WHERE role = 'admin' AND is_active = 1 {lock}"))
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?)
+}

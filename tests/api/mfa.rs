@@ -14,13 +14,13 @@ use crate::{
 };
 
 /// An authenticator app: knows the secret and which time step it used last, as the server does.
-struct Authenticator {
+pub(crate) struct Authenticator {
     secret: Vec<u8>,
     last_step: i64,
 }
 
 impl Authenticator {
-    fn new(base32: &str) -> Self {
+    pub(crate) fn new(base32: &str) -> Self {
         let secret = totp_rs::Secret::Encoded(base32.to_string()).to_bytes().expect("base32 secret");
         Self { secret, last_step: -1 }
     }
@@ -37,7 +37,7 @@ impl Authenticator {
 
     /// A fresh code the server has not seen: the earliest step after the last one used that the ±1-step
     /// window still accepts, waiting for the clock when the window is used up.
-    async fn next_code(&mut self) -> String {
+    pub(crate) async fn next_code(&mut self) -> String {
         loop {
             let now = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
             let step = (now - 1).max(self.last_step + 1);

@@ -1,0 +1,145 @@
+//! What administrators (over the API) and operators (on the command line) do to accounts. Every change is
+//! audited about the user it changes, with the acting admin in `detail.by`.
+
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+};
+use crate::{
+    clock,
+    domain::{identity::LoginIdentifier, roles::Role},
+    error::{Error, Result},
+    store::{Tx, lockouts, mfa, sessions, users, users::UserRecord},
+};
+
+/// Who made an administrative change.
+#[derive(Clone, Copy, Debug)]
+pub enum Actor {
+    Admin(Uuid),
+    /// `latchkey user ...` on the server itself.
+    Operator,
+}
+
+impl Actor {
+    fn name(self) -> String {
+        match self {
+            Actor::Admin(id) => id.to_string(),
+            Actor::Operator => "cli".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+fn last_admin() -> Error {
+    Error::Conflict { code: "last_admin", message: "This is the last active admin; make another admin first." }
+}
+
+impl Services {
+    pub async fn admin_list_users(&self, q: &str, limit: i64, offset: i64) -> Result<(Vec<UserRecord>, i64)> {
+        let mut conn = self.db.pool().acquire().await?;
+        users::search(&mut conn, q, limit, offset).await
+    }
+
+    pub async fn admin_get_user(&self, id: Uuid) -> Result<UserRecord> {
+        users::find_by_id(self.db.pool(), id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Finds a user by email or username (for the command line).
+    pub async fn find_user(&self, identifier: &str) -> Result<UserRecord> {
+        users::find_by_identifier(self.db.pool(), &LoginIdentifier::parse(identifier)).await?.ok_or(Error::NotFound)
+    }
+
+    async fn locked_target(&self, tx: &mut Tx, id: Uuid) -> Result<UserRecord> {
+        users::find_by_id(&mut **tx, id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Changes role and/or active state. Either change ends the user's sessions at once, so that the next
+    /// request with an old token is refused and a new login carries the new role. The last active admin
+    /// can be neither demoted nor deactivated.
+    pub async fn admin_update_user(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        changes: UserChanges,
+        client: &Client,
+    ) -> Result<UserRecord> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let admins = users::active_admins(&mut tx, self.db.row_lock()).await?;
+        let mut user = self.locked_target(&mut tx, id).await?;
+        let role = changes.role.unwrap_or(user.role);
+        let is_active = changes.is_active.unwrap_or(user.is_active);
+        let loses_admin = admins.contains(&id) && (role != Role::Admin || !is_active);
+        if loses_admin && admins.len() <= 1 {
+            return Err(last_admin());
+        }
+        let mut events = Vec::new();
+        if role != user.role {
+            events.push(Event::success("role_changed", id).with("from", user.role.as_str()).with("to", role.as_str()));
+        }
+        if is_active != user.is_active {
+            events.push(Event::success(if is_active { "user_reactivated" } else { "user_deactivated" }, id));
+        }
+        if events.is_empty() {
+            return Ok(user);
+        }
+        users::set_role_and_active(&mut tx, id, role, is_active, now).await?;
+        let ended = sessions::revoke_all(&mut tx, id, None, now, "changed_by_admin").await?;
+        for event in events {
+            audit::record(&mut tx, client, event.with("by", actor.name()).with("sessions_ended", ended.len())).await?;
+        }
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        (user.role, user.is_active) = (role, is_active);
+        Ok(user)
+    }
+
+    /// Lifts the lockout of the user's email and username (and their second-factor failure count).
+    pub async fn admin_unlock(&self, actor: Actor, id: Uuid, client: &Client) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let user = self.locked_target(&mut tx, id).await?;
+        lockouts::clear(&mut tx, &LoginIdentifier::Email(user.email.clone()).lock_key()).await?;
+        if let Some(name) = &user.username {
+            lockouts::clear(&mut tx, &LoginIdentifier::Username(name.clone()).lock_key()).await?;
+        }
+        lockouts::reset_mfa_failures(&mut tx, id).await?;
+        audit::record(&mut tx, client, Event::success("user_unlocked", id).with("by", actor.name())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the user's TOTP secret and backup codes (a lost phone) and ends their sessions.
+    pub async fn admin_reset_mfa(&self, actor: Actor, id: Uuid, client: &Client) -> Result<()> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let user = self.locked_target(&mut tx, id).await?;
+        mfa::delete_all(&mut tx, id).await?;
+        mfa::spend_open_challenges(&mut tx, id, now).await?;
+        users::set_mfa_enabled(&mut tx, id, false, now).await?;
+        let ended = sessions::revoke_all(&mut tx, id, None, now, "mfa_reset").await?;
+        let event = Event::success("mfa_reset", id).with("by", actor.name()).with("was_enabled", user.mfa_enabled);
+        audit::record(&mut tx, client, event.with("sessions_ended", ended.len())).await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(())
+    }
+
+    pub async fn admin_end_sessions(&self, actor: Actor, id: Uuid, client: &Client) -> Result<()> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        self.locked_target(&mut tx, id).await?;
+        let ended = sessions::revoke_all(&mut tx, id, None, now, "sessions_revoked_by_admin").await?;
+        let event = Event::success("sessions_revoked_by_admin", id).with("by", actor.name());
+        audit::record(&mut tx, client, event.with("sessions_ended", ended.len())).await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Deciding whether a signed-in caller may do something; refusals are audited (`access_denied`).
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+};
+use crate::{
+    domain::{roles::Permission, tokens::AccessClaims},
+    error::{Error, Result},
+};
+
+impl Services {
+    pub async fn authorize(
+        &self,
+        auth: &AccessClaims,
+        permission: Permission,
+        path: &str,
+        client: &Client,
+    ) -> Result<()> {
+        let refusal = if !auth.role.allows(permission) {
+            Some((Error::Forbidden, "role"))
+        } else if permission.is_administrative() && self.config.admin_require_mfa && !auth.mfa {
+            Some((Error::MfaRequired, "mfa_required"))
+        } else {
+            None
+        };
+        let Some((error, reason)) = refusal else { return Ok(()) };
+        let event = Event::failure("access_denied", Some(auth.sub))
+            .with("permission", permission.as_str())
+            .with("reason", reason)
+            .with("path", path.chars().take(200).collect::<String>());
+        let mut tx = self.db.begin().await?;
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Err(error)
+    }
+}
