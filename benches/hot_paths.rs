@@ -22,6 +22,7 @@ fn claims() -> AccessClaims {
         role: Role::Viewer,
         mfa: false,
         amr: vec!["pwd".into()],
+        orgs: vec![],
     }
 }
 

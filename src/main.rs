@@ -8,7 +8,12 @@ use latchkey::{
     app::Application,
     config::Config,
     domain::roles::Role,
-    service::{Services, accounts::InitialPassword},
+    http::error::ApiError,
+    service::{
+        Client, Services,
+        accounts::InitialPassword,
+        admin::{Actor, UserChanges},
+    },
     store::Db,
 };
 use tracing_subscriber::EnvFilter;
@@ -38,6 +43,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// List accounts (email, username, role, state), optionally those matching a substring.
+    List {
+        #[arg(long, default_value = "")]
+        query: String,
+    },
+    /// Change an account's role; its sessions end.
+    SetRole {
+        /// Email or username.
+        user: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Deactivate an account: its sessions end and it can no longer sign in.
+    Deactivate { user: String },
+    /// Reactivate a deactivated account.
+    Reactivate { user: String },
+    /// Lift the lockout of an account's email and username.
+    Unlock { user: String },
+    /// Turn off an account's two-factor authentication (a lost phone); its sessions end.
+    ResetMfa { user: String },
     /// Create an account. The password is read from standard input (one line).
     Create {
         #[arg(long)]
@@ -72,18 +97,77 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User(UserCommand::Create { email, username, role, password_hash }) => {
-            let services = Services::start(config).await?;
+        Command::User(command) => user_command(config, command).await,
+    }
+}
+
+async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let services = Services::start(config).await?;
+    let operator = Client::default();
+    let explain = |e: latchkey::error::Error| anyhow::anyhow!("{}", ApiError::from(e).body.message);
+    let target = |user: String| {
+        let services = services.clone();
+        async move {
+            services.find_user(&user).await.map_err(|e| anyhow::anyhow!("{user}: {}", ApiError::from(e).body.message))
+        }
+    };
+
+    match command {
+        UserCommand::List { query } => {
+            let (users, total) = services.admin_list_users(&query, 1000, 0).await.map_err(explain)?;
+            for u in users {
+                let state = if u.is_active { "active" } else { "deactivated" };
+                let mfa = if u.mfa_enabled { "mfa" } else { "-" };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    u.email,
+                    u.username.unwrap_or_default(),
+                    u.role.as_str(),
+                    state,
+                    mfa
+                );
+            }
+            eprintln!("{total} account(s)");
+        }
+        UserCommand::SetRole { user, role } => {
+            update(&services, &user, UserChanges { role: Some(role), is_active: None }).await?
+        }
+        UserCommand::Deactivate { user } => {
+            update(&services, &user, UserChanges { role: None, is_active: Some(false) }).await?
+        }
+        UserCommand::Reactivate { user } => {
+            update(&services, &user, UserChanges { role: None, is_active: Some(true) }).await?
+        }
+        UserCommand::Unlock { user } => {
+            let id = target(user).await?.id;
+            services.admin_unlock(Actor::Operator, id, &operator).await.map_err(explain)?;
+            println!("unlocked");
+        }
+        UserCommand::ResetMfa { user } => {
+            let id = target(user).await?.id;
+            services.admin_reset_mfa(Actor::Operator, id, &operator).await.map_err(explain)?;
+            println!("two-factor authentication turned off");
+        }
+        UserCommand::Create { email, username, role, password_hash } => {
             let secret = read_stdin_line()?;
             let initial = if password_hash { InitialPassword::Hash(&secret) } else { InitialPassword::Plain(&secret) };
-            let user = services
-                .create_user(&email, username.as_deref(), role, initial)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", latchkey::http::error::ApiError::from(e).body.message))?;
+            let user = services.create_user(&email, username.as_deref(), role, initial).await.map_err(explain)?;
             println!("created {} ({}) with role {}", user.email, user.id, user.role.as_str());
-            Ok(())
         }
     }
+    Ok(())
+}
+
+/// Changes role or active state as an operator; either change ends the user's sessions.
+async fn update(services: &Services, user: &str, changes: UserChanges) -> anyhow::Result<()> {
+    let explain = |e: latchkey::error::Error| anyhow::anyhow!("{user}: {}", ApiError::from(e).body.message);
+    let id = services.find_user(user).await.map_err(explain)?.id;
+    let updated =
+        services.admin_update_user(Actor::Operator, id, changes, &Client::default()).await.map_err(explain)?;
+    let state = if updated.is_active { "active" } else { "deactivated" };
+    println!("{}: role {}, {state}", updated.email, updated.role.as_str());
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

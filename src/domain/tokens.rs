@@ -34,6 +34,15 @@ pub struct AccessClaims {
     pub role: Role,
     pub mfa: bool,
     pub amr: Vec<String>,
+    /// The user's organisations and role in each (at most 50), as of when the token was issued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<OrgClaim>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgClaim {
+    pub id: Uuid,
+    pub role: Role,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -191,6 +200,7 @@ mod tests {
             role: Role::Viewer,
             mfa: false,
             amr: vec!["pwd".into()],
+            orgs: vec![],
         }
     }
 

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{
     error::{ApiError, ErrorBody},
     extract::{ClientInfo, CurrentUser, Json, LoginBody, LoginRequest, PasswordGrant},
+    orgs::MyOrg,
     rate_limit,
 };
 use crate::{
@@ -67,6 +68,14 @@ impl From<UserRecord> for User {
             last_login_at: u.last_login_at.map(clock::from_ms),
         }
     }
+}
+
+/// The caller's account and organisation memberships.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    pub memberships: Vec<MyOrg>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -247,9 +256,11 @@ async fn logout_all(
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = []), ("password" = [])),
-    responses((status = 200, body = User), (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody)))]
-async fn me(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<User>, ApiError> {
-    Ok(axum::Json(app.user(auth.sub).await?.into()))
+    responses((status = 200, body = Me), (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody)))]
+async fn me(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<Me>, ApiError> {
+    let user = app.user(auth.sub).await?;
+    let memberships = app.my_orgs(auth.sub).await?.into_iter().map(MyOrg::from).collect();
+    Ok(axum::Json(Me { user: user.into(), memberships }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,

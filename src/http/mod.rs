@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod openapi;
 pub mod ops;
+pub mod orgs;
 pub mod rate_limit;
 pub mod sessions;
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(audit::router())
         .merge(admin::router())
+        .merge(orgs::router())
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 

@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, error, extract, mfa, ops, sessions};
+use super::{admin, audit, auth, error, extract, mfa, ops, orgs, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use super::{admin, audit, auth, error, extract, mfa, ops, sessions};
         mfa::challenge,
         sessions::list, sessions::revoke, audit::own, audit::all,
         admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
+        orgs::create, orgs::list, orgs::show, orgs::members, orgs::set_member, orgs::remove_member,
         ops::healthz, ops::readyz, ops::jwks,
     ),
     components(schemas(error::ErrorBody, error::FieldDetail, extract::LoginRequest, extract::PasswordGrant)),
@@ -26,6 +27,7 @@ use super::{admin, audit, auth, error, extract, mfa, ops, sessions};
         (name = "mfa", description = "Two-factor authentication: TOTP and backup codes"),
         (name = "sessions", description = "The caller's sessions and security log"),
         (name = "admin", description = "Administration: accounts and the audit log (role admin)"),
+        (name = "orgs", description = "Organisations and their members"),
         (name = "operations", description = "Health, readiness, keys"),
     )
 )]

@@ -25,6 +25,30 @@ impl Services {
             None
         };
         let Some((error, reason)) = refusal else { return Ok(()) };
+        self.record_denial(auth, permission, reason, path, client).await?;
+        Err(error)
+    }
+
+    /// Refuses with 403 `forbidden` for a rule that is not the role table's (e.g. org admins only).
+    pub(crate) async fn deny(
+        &self,
+        auth: &AccessClaims,
+        permission: Permission,
+        path: &str,
+        client: &Client,
+    ) -> Result<()> {
+        self.record_denial(auth, permission, "not_org_admin", path, client).await?;
+        Err(Error::Forbidden)
+    }
+
+    async fn record_denial(
+        &self,
+        auth: &AccessClaims,
+        permission: Permission,
+        reason: &str,
+        path: &str,
+        client: &Client,
+    ) -> Result<()> {
         let event = Event::failure("access_denied", Some(auth.sub))
             .with("permission", permission.as_str())
             .with("reason", reason)
@@ -32,6 +56,6 @@ impl Services {
         let mut tx = self.db.begin().await?;
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
-        Err(error)
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
 pub mod mfa;
+pub mod orgs;
 pub mod passwords;
 pub mod rate_limit;
 pub mod revocation;

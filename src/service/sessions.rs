@@ -13,10 +13,11 @@ use crate::{
     domain::{
         random,
         roles::Role,
-        tokens::{AccessClaims, InvalidToken},
+        tokens::{AccessClaims, InvalidToken, OrgClaim},
     },
     error::{Error, Result},
     store::{
+        orgs,
         sessions::{self, SessionRecord},
         users::UserRecord,
     },
@@ -75,13 +76,21 @@ impl Services {
         sessions::insert(conn, &session).await?;
         let refresh_token = random::opaque_token();
         sessions::insert_refresh_token(conn, &random::token_digest(&refresh_token), session.id, now).await?;
-        let mut tokens = self.issue(&session, user.role, refresh_token, now);
+        let orgs = org_claims(conn, user.id).await?;
+        let mut tokens = self.issue(&session, user.role, orgs, refresh_token, now);
         tokens.device_token = Some(self.devices.issue(user.id, now / 1000));
         Ok(tokens)
     }
 
     /// Signs an access token for `session`; it never outlives the session's absolute expiry.
-    fn issue(&self, session: &SessionRecord, role: Role, refresh_token: String, now_ms: i64) -> IssuedTokens {
+    fn issue(
+        &self,
+        session: &SessionRecord,
+        role: Role,
+        orgs: Vec<OrgClaim>,
+        refresh_token: String,
+        now_ms: i64,
+    ) -> IssuedTokens {
         let now = now_ms / 1000;
         let exp = (now + self.config.access_ttl.as_secs() as i64).min(session.expires_at / 1000);
         let claims = AccessClaims {
@@ -95,6 +104,7 @@ impl Services {
             role,
             mfa: session.mfa,
             amr: session.amr.clone(),
+            orgs,
         };
         IssuedTokens { access_token: self.keys.sign(&claims), refresh_token, expires_in: exp - now, device_token: None }
     }
@@ -147,8 +157,9 @@ impl Services {
             Event::success("refresh", session.user_id).with("session_id", session.id.to_string()),
         )
         .await?;
+        let orgs = org_claims(&mut tx, session.user_id).await?;
         tx.commit().await?;
-        Ok(self.issue(&session, found.role, refresh_token, now))
+        Ok(self.issue(&session, found.role, orgs, refresh_token, now))
     }
 
     pub async fn logout(&self, auth: &AccessClaims, client: &Client) -> Result<()> {
@@ -202,4 +213,12 @@ impl Services {
         let idle_cutoff = now - clock::duration_ms(self.config.session_idle);
         sessions::list_live(self.db.pool(), auth.sub, now, idle_cutoff).await
     }
+}
+
+/// API.md: the access token carries at most 50 organisations.
+const MAX_ORG_CLAIMS: i64 = 50;
+
+async fn org_claims(conn: &mut AnyConnection, user_id: Uuid) -> Result<Vec<OrgClaim>> {
+    let memberships = orgs::of_user(conn, user_id, MAX_ORG_CLAIMS).await?;
+    Ok(memberships.into_iter().map(|(org, role)| OrgClaim { id: org.id, role }).collect())
 }

@@ -56,6 +56,7 @@ mod tests {
             role: Role::Viewer,
             mfa: false,
             amr: vec![],
+            orgs: vec![],
         }
     }
 

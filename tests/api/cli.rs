@@ -75,3 +75,43 @@ async fn a_database_opened_with_another_key_is_refused_clearly() {
     let err = latchkey::app::Application::build(config).await.err().expect("refused");
     assert!(format!("{err:#}").contains("does not open the signing key"), "{err:#}");
 }
+
+#[tokio::test]
+async fn operators_manage_accounts_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let out = latchkey(dir.path(), args, stdin);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["user", "create", "--email", "ed@example.com", "--username", "eddie"], &format!("{PASSWORD}\n"));
+    run(&["user", "set-role", "eddie", "editor"], "");
+    assert!(run(&["user", "list", "--query", "ed@"], "").contains("\teditor\tactive"));
+    run(&["user", "deactivate", "ed@example.com"], "");
+    assert!(run(&["user", "list"], "").contains("\tdeactivated"));
+
+    let key = dir.path().join("latchkey.key");
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let app = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |c: &mut Config| {
+        c.database_url = db.clone();
+        c.secret_key = latchkey::config::SecretKeySource::File(key.clone());
+    })
+    .await
+    .unwrap();
+    expect_error(app.login("eddie", PASSWORD).await, StatusCode::FORBIDDEN, "inactive_user").await;
+    run(&["user", "reactivate", "eddie"], "");
+    for _ in 0..5 {
+        app.login("eddie", "not the password at all").await;
+    }
+    expect_error(app.login("eddie", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS, "account_locked").await;
+    run(&["user", "unlock", "eddie"], "");
+    let pair = expect_json(app.login("eddie", PASSWORD).await, StatusCode::OK).await;
+    assert_eq!(
+        expect_json(app.me(pair["access_token"].as_str().unwrap()).await, StatusCode::OK).await["role"],
+        "editor"
+    );
+    run(&["user", "reset-mfa", "eddie"], "");
+    let unknown = latchkey(dir.path(), &["user", "unlock", "nobody"], "");
+    assert!(!unknown.status.success());
+    app.finish().await;
+}

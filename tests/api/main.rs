@@ -11,6 +11,7 @@ mod lockout;
 mod login;
 mod mfa;
 mod ops;
+mod orgs;
 mod rate_limit;
 mod register;
 mod sessions;

@@ -1,0 +1,167 @@
+//! `/api/v1/orgs*`: organisations and their members.
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, put},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    error::{ApiError, ErrorBody},
+    extract::{ClientInfo, CurrentUser, Json},
+};
+use crate::{
+    app::AppState,
+    clock,
+    domain::roles::Role,
+    store::orgs::{MemberRecord, OrgRecord},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orgs", get(list).post(create))
+        .route("/orgs/{id}", get(show))
+        .route("/orgs/{id}/members", get(members))
+        .route("/orgs/{id}/members/{user_id}", put(set_member).delete(remove_member))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Org {
+    pub id: Uuid,
+    #[schema(example = "Acme Research")]
+    pub name: String,
+    #[schema(example = "acme-research")]
+    pub slug: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OrgRecord> for Org {
+    fn from(o: OrgRecord) -> Self {
+        Self { id: o.id, name: o.name, slug: o.slug, created_at: clock::from_ms(o.created_at) }
+    }
+}
+
+/// An organisation and the caller's role in it.
+#[derive(Serialize, ToSchema)]
+pub struct MyOrg {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub role: Role,
+}
+
+impl From<(OrgRecord, Role)> for MyOrg {
+    fn from((o, role): (OrgRecord, Role)) -> Self {
+        Self { id: o.id, name: o.name, slug: o.slug, role }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+impl From<MemberRecord> for Member {
+    fn from(m: MemberRecord) -> Self {
+        Self { user_id: m.user_id, email: m.email, role: m.role }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewOrg {
+    pub name: String,
+    /// 2–40 of `a-z 0-9 -`; unique.
+    pub slug: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MemberRole {
+    pub role: Role,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = NewOrg, security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 201, description = "Created; the caller is its admin", body = Org),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`slug_taken`", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+async fn create(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<NewOrg>,
+) -> Result<impl IntoResponse, ApiError> {
+    let org = app.create_org(&auth, &body.name, &body.slug, &client).await?;
+    Ok((StatusCode::CREATED, axum::Json(Org::from(org))))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, description = "The caller's organisations and role in each", body = [MyOrg]), (status = 401, body = ErrorBody)))]
+async fn list(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<Vec<MyOrg>>, ApiError> {
+    Ok(axum::Json(app.my_orgs(auth.sub).await?.into_iter().map(MyOrg::from).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, body = Org), (status = 404, description = "Not a member (organisations cannot be discovered)", body = ErrorBody)))]
+async fn show(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Org>, ApiError> {
+    Ok(axum::Json(app.org(&auth, id).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/members", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, body = [Member]), (status = 404, description = "Not a member", body = ErrorBody)))]
+async fn members(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Vec<Member>>, ApiError> {
+    Ok(axum::Json(app.org_members(&auth, id).await?.into_iter().map(Member::from).collect()))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", request_body = MemberRole,
+    security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 200, description = "The membership", body = Member),
+        (status = 403, description = "A member who is not an org admin", body = ErrorBody),
+        (status = 404, description = "Not a member, or no such user", body = ErrorBody),
+        (status = 409, description = "`last_admin` of the organisation", body = ErrorBody),
+    ))]
+async fn set_member(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Path((id, user_id)): Path<(Uuid, Uuid)>,
+    Json(body): Json<MemberRole>,
+) -> Result<axum::Json<Member>, ApiError> {
+    Ok(axum::Json(app.set_org_member(&auth, id, user_id, body.role, &client).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 204, description = "Removed (members may remove themselves)"),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`last_admin` of the organisation", body = ErrorBody),
+    ))]
+async fn remove_member(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Path((id, user_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    app.remove_org_member(&auth, id, user_id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

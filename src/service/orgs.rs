@@ -1,0 +1,162 @@
+//! Organisations: anyone may create one and becomes its admin; org admins (and global admins) manage its
+//! members. An organisation is invisible (404) to anyone who is not a member or a global admin.
+
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+};
+use crate::{
+    clock,
+    domain::{
+        roles::{Permission, Role},
+        tokens::AccessClaims,
+    },
+    error::{Error, FieldError, Result},
+    store::{
+        orgs::{self, MemberRecord, OrgRecord},
+        users,
+    },
+};
+
+/// API.md's `GET /auth/me` lists memberships; beyond this many, the list is cut.
+const MAX_LISTED: i64 = 1000;
+
+fn validate(name: &str, slug: &str) -> Result<(String, String)> {
+    let mut problems = Vec::new();
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        problems.push(FieldError { field: "name", message: "Name must be 1 to 100 characters.".into() });
+    }
+    let slug = slug.trim().to_lowercase();
+    let slug_ok = (2..=40).contains(&slug.len())
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if !slug_ok {
+        problems.push(FieldError {
+            field: "slug",
+            message: "Slug must be 2 to 40 of a-z, 0-9 and '-', not starting or ending with '-'.".into(),
+        });
+    }
+    if problems.is_empty() { Ok((name, slug)) } else { Err(Error::Validation(problems)) }
+}
+
+/// How the caller stands towards an organisation.
+enum Standing {
+    Member(Role),
+    /// Not a member, but a global admin (with `orgs:manage`).
+    GlobalAdmin,
+}
+
+impl Services {
+    pub async fn create_org(&self, auth: &AccessClaims, name: &str, slug: &str, client: &Client) -> Result<OrgRecord> {
+        let (name, slug) = validate(name, slug)?;
+        let org = OrgRecord { id: Uuid::new_v4(), name, slug, created_at: clock::now_ms() };
+        let mut tx = self.db.begin().await?;
+        orgs::insert(&mut tx, &org).await?;
+        orgs::set_member(&mut tx, org.id, auth.sub, Role::Admin, org.created_at).await?;
+        let event =
+            Event::success("org_created", auth.sub).with("org_id", org.id.to_string()).with("slug", org.slug.clone());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    pub async fn my_orgs(&self, user_id: Uuid) -> Result<Vec<(OrgRecord, Role)>> {
+        orgs::of_user(self.db.pool(), user_id, MAX_LISTED).await
+    }
+
+    /// The organisation if the caller may see it; 404 otherwise, whether or not it exists.
+    async fn standing(&self, auth: &AccessClaims, org_id: Uuid) -> Result<(OrgRecord, Standing)> {
+        let org = orgs::find(self.db.pool(), org_id).await?.ok_or(Error::NotFound)?;
+        if let Some(role) = orgs::role_of(self.db.pool(), org_id, auth.sub).await? {
+            return Ok((org, Standing::Member(role)));
+        }
+        if auth.role.allows(Permission::OrgsManage) {
+            return Ok((org, Standing::GlobalAdmin));
+        }
+        Err(Error::NotFound)
+    }
+
+    pub async fn org(&self, auth: &AccessClaims, org_id: Uuid) -> Result<OrgRecord> {
+        Ok(self.standing(auth, org_id).await?.0)
+    }
+
+    pub async fn org_members(&self, auth: &AccessClaims, org_id: Uuid) -> Result<Vec<MemberRecord>> {
+        self.standing(auth, org_id).await?;
+        orgs::members(self.db.pool(), org_id).await
+    }
+
+    /// Membership changes are for org admins, and for global admins (under the admin MFA rule).
+    async fn require_org_admin(&self, auth: &AccessClaims, org_id: Uuid, client: &Client) -> Result<()> {
+        let path = format!("/api/v1/orgs/{org_id}/members");
+        match self.standing(auth, org_id).await?.1 {
+            Standing::Member(Role::Admin) => Ok(()),
+            _ if auth.role.allows(Permission::OrgsManage) => {
+                self.authorize(auth, Permission::OrgsManage, &path, client).await
+            }
+            _ => self.deny(auth, Permission::OrgsManage, &path, client).await,
+        }
+    }
+
+    pub async fn set_org_member(
+        &self,
+        auth: &AccessClaims,
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        client: &Client,
+    ) -> Result<MemberRecord> {
+        self.require_org_admin(auth, org_id, client).await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let user = users::find_by_id(&mut *tx, user_id).await?.ok_or(Error::NotFound)?;
+        let admins = orgs::admins(&mut tx, org_id, self.db.row_lock()).await?;
+        if role != Role::Admin && admins == [user_id] {
+            return Err(last_org_admin());
+        }
+        orgs::set_member(&mut tx, org_id, user_id, role, now).await?;
+        let event = Event::success("org_member_set", user_id)
+            .with("org_id", org_id.to_string())
+            .with("role", role.as_str())
+            .with("by", auth.sub.to_string());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(MemberRecord { user_id, email: user.email, role })
+    }
+
+    /// Org admins and global admins remove anyone; a member may leave. The last org admin stays.
+    pub async fn remove_org_member(
+        &self,
+        auth: &AccessClaims,
+        org_id: Uuid,
+        user_id: Uuid,
+        client: &Client,
+    ) -> Result<()> {
+        if user_id == auth.sub {
+            self.standing(auth, org_id).await?;
+        } else {
+            self.require_org_admin(auth, org_id, client).await?;
+        }
+        let mut tx = self.db.begin().await?;
+        let admins = orgs::admins(&mut tx, org_id, self.db.row_lock()).await?;
+        if admins == [user_id] {
+            return Err(last_org_admin());
+        }
+        if !orgs::remove_member(&mut tx, org_id, user_id).await? {
+            return Err(Error::NotFound);
+        }
+        let event = Event::success("org_member_removed", user_id)
+            .with("org_id", org_id.to_string())
+            .with("by", auth.sub.to_string());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn last_org_admin() -> Error {
+    Error::Conflict { code: "last_admin", message: "This is the organisation's last admin; make another admin first." }
+}
