@@ -258,9 +258,8 @@ async fn logout_all(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = Me), (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody)))]
 async fn me(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<Me>, ApiError> {
-    let user = app.user(auth.sub).await?;
-    let memberships = app.my_orgs(auth.sub).await?.into_iter().map(MyOrg::from).collect();
-    Ok(axum::Json(Me { user: user.into(), memberships }))
+    let (user, memberships) = app.me(auth.sub).await?;
+    Ok(axum::Json(Me { user: user.into(), memberships: memberships.into_iter().map(MyOrg::from).collect() }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,

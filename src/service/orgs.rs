@@ -16,7 +16,7 @@ use crate::{
     error::{Error, FieldError, Result},
     store::{
         orgs::{self, MemberRecord, OrgRecord},
-        users,
+        users::{self, UserRecord},
     },
 };
 
@@ -62,6 +62,11 @@ impl Services {
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         Ok(org)
+    }
+
+    /// The caller's account and memberships (`GET /auth/me`), read together.
+    pub async fn me(&self, user_id: Uuid) -> Result<(UserRecord, Vec<(OrgRecord, Role)>)> {
+        users::find_with_memberships(self.db.pool(), user_id).await?.ok_or(Error::InvalidToken)
     }
 
     pub async fn my_orgs(&self, user_id: Uuid) -> Result<Vec<(OrgRecord, Role)>> {

@@ -3,6 +3,7 @@
 use sqlx::{AnyConnection, AnyExecutor, FromRow};
 use uuid::Uuid;
 
+use super::orgs::OrgRecord;
 use super::parse_id;
 use crate::{
     domain::{identity::LoginIdentifier, roles::Role},
@@ -190,4 +191,45 @@ pub async fn active_admins(conn: &mut AnyConnection, lock: &str) -> Result<Vec<U
             .fetch_all(conn)
             .await?;
     Ok(rows.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?)
+}
+
+/// A user and their organisation memberships in one round trip (the hot path of `GET /auth/me`).
+pub async fn find_with_memberships<'e>(
+    ex: impl AnyExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<(UserRecord, Vec<(OrgRecord, Role)>)>> {
+    #[derive(FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        user: Row,
+        org_id: Option<String>,
+        org_name: Option<String>,
+        org_slug: Option<String>,
+        org_created_at: Option<i64>,
+        org_role: Option<String>,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(
+        "SELECT u.id, u.email, u.username, u.password_hash, u.role, u.is_active, u.mfa_enabled, u.created_at,
+                u.last_login_at, o.id AS org_id, o.name AS org_name, o.slug AS org_slug,
+                o.created_at AS org_created_at, m.role AS org_role
+         FROM users u LEFT JOIN org_members m ON m.user_id = u.id LEFT JOIN orgs o ON o.id = m.org_id
+         WHERE u.id = $1 ORDER BY m.created_at, o.slug",
+    )
+    .bind(id.to_string())
+    .fetch_all(ex)
+    .await?;
+    let mut memberships = Vec::new();
+    let mut user = None;
+    for row in rows {
+        if let (Some(org_id), Some(name), Some(slug), Some(created_at), Some(role)) =
+            (row.org_id, row.org_name, row.org_slug, row.org_created_at, row.org_role)
+        {
+            let org = OrgRecord { id: parse_id(&org_id)?, name, slug, created_at };
+            memberships.push((org, role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?));
+        }
+        if user.is_none() {
+            user = Some(UserRecord::try_from(row.user)?);
+        }
+    }
+    Ok(user.map(|u| (u, memberships)))
 }
