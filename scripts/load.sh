@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load test of the HTTP hot paths with wrk (Debian: apt-get install wrk), against a release build on a
-# fresh SQLite database with production Argon2id parameters. Prints wrk's own reports.
+# fresh SQLite database with production Argon2id parameters. Prints wrk's own reports. wrk runs one thread
+# per run: on a 2-core machine a second wrk thread takes CPU from the server it is measuring.
 #
 #   scripts/load.sh            # 64 connections, 20 s per run
 #   DURATION=10s CONNECTIONS=32 scripts/load.sh
@@ -37,7 +38,7 @@ LUA
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== GET /api/v1/auth/me, $CONNECTIONS connections, $DURATION"
-wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
+wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
 
 echo "== POST /api/v1/auth/login (correct password), $CONNECTIONS connections, $DURATION"
 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/login.lua" "$B/api/v1/auth/login"

@@ -54,6 +54,33 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("LATCHKEY_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
 }
 
+/// A database of its own on the test PostgreSQL server.
+pub struct PostgresDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl PostgresDb {
+    pub async fn create(admin_url: &str) -> Self {
+        let (name, url) = create_postgres_db(admin_url).await;
+        Self { name, url, admin_url: admin_url.to_string() }
+    }
+
+    pub async fn drop_it(self) {
+        drop_postgres_db(&self.admin_url, &self.name).await;
+    }
+}
+
+async fn drop_postgres_db(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let _ =
+            sqlx::Executor::execute(&mut conn, format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                .await;
+    }
+}
+
 /// A new database on the test server, so tests run in parallel without seeing each other's rows.
 async fn create_postgres_db(admin_url: &str) -> (String, String) {
     use sqlx::Connection;
@@ -145,14 +172,7 @@ impl TestApp {
         }
         self.services.db.pool().close().await;
         if let (Some(name), Some(admin)) = (self.postgres_db.take(), postgres_url()) {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::Executor::execute(
-                    &mut conn,
-                    format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
-                )
-                .await;
-            }
+            drop_postgres_db(&admin, &name).await;
         }
     }
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod audit;
 mod cli;
+mod cluster;
 mod errors;
 mod lockout;
 mod login;
