@@ -223,12 +223,4 @@ impl Services {
     pub async fn user(&self, id: Uuid) -> Result<UserRecord> {
         users::find_by_id(self.db.pool(), id).await?.ok_or(Error::InvalidToken)
     }
-
-    /// An audit row for an event that changes nothing else.
-    async fn record_alone(&self, client: &Client, event: Event) -> Result<()> {
-        let mut tx = self.db.begin().await?;
-        audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }

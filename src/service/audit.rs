@@ -80,6 +80,14 @@ pub async fn record(conn: &mut AnyConnection, client: &Client, event: Event) -> 
 }
 
 impl Services {
+    /// An audit row for an event that changes nothing else, in a transaction of its own.
+    pub(crate) async fn record_alone(&self, client: &Client, event: Event) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Security events, newest first, by the query's filters.
     pub async fn audit_events(&self, query: &audit::AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
         audit::list(self.db.pool(), query).await

@@ -1,9 +1,6 @@
 //! Deciding whether a signed-in caller may do something; refusals are audited (`access_denied`).
 
-use super::{
-    Client, Services,
-    audit::{self, Event},
-};
+use super::{Client, Services, audit::Event};
 use crate::{
     domain::{roles::Permission, tokens::AccessClaims},
     error::{Error, Result},
@@ -53,9 +50,6 @@ impl Services {
             .with("permission", permission.as_str())
             .with("reason", reason)
             .with("path", path.chars().take(200).collect::<String>());
-        let mut tx = self.db.begin().await?;
-        audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_alone(client, event).await
     }
 }

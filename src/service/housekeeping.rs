@@ -28,16 +28,14 @@ impl Services {
 
     pub fn spawn_pruning(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match this.prune().await {
-                    Ok(pruned) if pruned != Pruned::default() => tracing::info!(?pruned, "pruned old rows"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        super::spawn_periodic(every, "pruning", move || {
+            let this = this.clone();
+            async move {
+                let pruned = this.prune().await?;
+                if pruned != Pruned::default() {
+                    tracing::info!(?pruned, "pruned old rows");
                 }
+                Ok(())
             }
         })
     }

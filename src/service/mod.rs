@@ -77,3 +77,25 @@ impl Services {
         }))
     }
 }
+
+/// Runs `job` every `period` until the runtime shuts down; a failed run is logged and the next one tries again.
+pub(crate) fn spawn_periodic<F, Fut>(
+    period: std::time::Duration,
+    what: &'static str,
+    job: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::error::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = job().await {
+                tracing::warn!(error = %e, "{what} failed; will try again");
+            }
+        }
+    })
+}

@@ -51,15 +51,9 @@ impl Revocations {
     /// it has: revocations are never forgotten early.
     pub fn spawn_sync(self: &Arc<Self>, db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = this.sync(&db).await {
-                    tracing::warn!(error = %e, "could not refresh revoked sessions");
-                }
-            }
+        super::spawn_periodic(every, "refreshing revoked sessions", move || {
+            let (this, db) = (this.clone(), db.clone());
+            async move { this.sync(&db).await }
         })
     }
 }
