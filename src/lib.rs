@@ -11,3 +11,4 @@ pub mod error;
 pub mod http;
 pub mod service;
 pub mod store;
+pub mod web;

@@ -187,10 +187,15 @@ impl IntoResponse for Error {
 }
 
 /// Gives every error response produced outside a handler (404 fallback, 405, 413 from the body limit,
-/// rejections) the JSON shape of API.md, keeping its status and headers such as `Allow`.
+/// rejections) the JSON shape of API.md, keeping its status and headers such as `Allow`. Pages' own error
+/// pages (HTML) are left as they are.
 pub async fn normalize(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || response.extensions().get::<Normalized>().is_some() {
+    let is_page = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_page
+        || response.extensions().get::<Normalized>().is_some()
+    {
         return response;
     }
     let (mut parts, _) = response.into_parts();

@@ -13,6 +13,9 @@ use crate::app::AppState;
 /// API answers are data, never documents: nothing may load, run or frame.
 const API_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'none'";
+/// The pages: own scripts and styles only (no inline script), QR codes as data: images, forms to self.
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                        frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'";
 /// Swagger UI loads its own scripts and styles (it sets inline style attributes) and shows data: images.
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'";
@@ -21,7 +24,12 @@ pub async fn security_headers(State(app): State<AppState>, request: Request, nex
     let is_docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    let csp = if is_docs { DOCS_CSP } else { API_CSP };
+    let is_html = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let csp = match (is_docs, is_html) {
+        (true, _) => DOCS_CSP,
+        (false, true) => PAGE_CSP,
+        (false, false) => API_CSP,
+    };
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

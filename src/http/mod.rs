@@ -53,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(metrics::router())
         .merge(openapi::swagger_ui())
+        .merge(crate::web::router(&state))
+        .fallback(crate::web::not_found)
         .route_layer(middleware::from_fn(metrics::track))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::map_response(error::normalize))

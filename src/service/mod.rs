@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod revocation;
 pub mod sessions;
 pub mod token_cache;
+pub mod web;
 
 use std::sync::Arc;
 

@@ -31,6 +31,7 @@ pub struct IssuedTokens {
     pub expires_in: i64,
     /// Set when a sign-in completed: proof for later logins that this client is a known device.
     pub device_token: Option<String>,
+    pub session_id: Uuid,
 }
 
 impl Services {
@@ -106,7 +107,13 @@ impl Services {
             amr: session.amr.clone(),
             orgs,
         };
-        IssuedTokens { access_token: self.keys.sign(&claims), refresh_token, expires_in: exp - now, device_token: None }
+        IssuedTokens {
+            access_token: self.keys.sign(&claims),
+            refresh_token,
+            expires_in: exp - now,
+            device_token: None,
+            session_id: session.id,
+        }
     }
 
     /// Rotates a refresh token. A token that was already spent means it was copied: the whole session ends.

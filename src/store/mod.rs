@@ -9,6 +9,7 @@ pub mod mfa;
 pub mod orgs;
 pub mod sessions;
 pub mod users;
+pub mod web_sessions;
 
 use std::time::Duration;
 

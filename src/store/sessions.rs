@@ -211,3 +211,22 @@ pub async fn count_live<'e>(ex: impl AnyExecutor<'e>, now: i64, idle_cutoff: i64
     .await?;
     Ok(count)
 }
+
+/// A session that is neither revoked, expired nor idle since `idle_cutoff`.
+pub async fn find_live<'e>(
+    ex: impl AnyExecutor<'e>,
+    id: Uuid,
+    now: i64,
+    idle_cutoff: i64,
+) -> Result<Option<SessionRecord>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sessions s
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_used_at > $3"
+    ))
+    .bind(id.to_string())
+    .bind(now)
+    .bind(idle_cutoff)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(SessionRecord::try_from).transpose()?)
+}

@@ -17,3 +17,4 @@ mod rate_limit;
 mod register;
 mod sessions;
 mod tokens;
+mod web;

@@ -1,0 +1,172 @@
+//! Browser sessions for the web pages. The cookie holds an opaque 256-bit token (stored by SHA-256), never
+//! a JWT. Every authentication step issues a new token and deletes the old row: a pre-session (CSRF for the
+//! login form), then a sign-in waiting for its second factor, then the signed-in session, which points at
+//! an ordinary session row, so that the session list, revocation, idle timeout and audit apply unchanged.
+
+use uuid::Uuid;
+
+use super::{Client, Services, accounts::NewAccount, mfa::LoginOutcome, sessions::IssuedTokens};
+use crate::{
+    clock,
+    domain::{random, tokens::AccessClaims},
+    error::{Error, Result},
+    store::{
+        sessions,
+        users::{self, UserRecord},
+        web_sessions::{self, WebSessionRecord},
+    },
+};
+
+/// Sign-in forms are good for this long.
+const PRE_SESSION_MS: i64 = 3600 * 1000;
+/// Page views refresh the session's last use at most this often (the idle timeout counts from it).
+const TOUCH_EVERY_MS: i64 = 60 * 1000;
+
+pub enum BrowserState {
+    Anonymous,
+    SecondFactorOwed { sealed_mfa_token: Vec<u8> },
+    SignedIn { user: Box<UserRecord>, claims: Box<AccessClaims> },
+}
+
+pub struct BrowserSession {
+    pub token_hash: String,
+    pub csrf: String,
+    pub state: BrowserState,
+}
+
+/// A step that changed the browser session: the new cookie value, and what it now is.
+pub struct Step {
+    pub cookie: String,
+    pub signed_in: bool,
+    pub device_token: Option<String>,
+}
+
+impl Services {
+    /// The browser session a cookie names, if it is still good (its sign-in not revoked, expired or idle).
+    pub async fn web_session(&self, cookie: &str) -> Result<Option<BrowserSession>> {
+        let now = clock::now_ms();
+        let Some(row) = web_sessions::find(self.db.pool(), &random::token_digest(cookie), now).await? else {
+            return Ok(None);
+        };
+        let state = match (row.session_id, row.sealed_mfa_token) {
+            (Some(session_id), _) => {
+                let idle_cutoff = now - clock::duration_ms(self.config.session_idle);
+                let Some(session) = sessions::find_live(self.db.pool(), session_id, now, idle_cutoff).await? else {
+                    return Ok(None);
+                };
+                let Some(user) = users::find_by_id(self.db.pool(), session.user_id).await?.filter(|u| u.is_active)
+                else {
+                    return Ok(None);
+                };
+                if now - session.last_used_at > TOUCH_EVERY_MS {
+                    let mut conn = self.db.pool().acquire().await?;
+                    sessions::touch(&mut conn, session.id, now).await?;
+                }
+                let claims = AccessClaims {
+                    iss: self.config.issuer.clone(),
+                    sub: user.id,
+                    aud: self.config.audience.clone(),
+                    exp: session.expires_at / 1000,
+                    iat: now / 1000,
+                    jti: Uuid::new_v4(),
+                    sid: session.id,
+                    role: user.role,
+                    mfa: session.mfa,
+                    amr: session.amr.clone(),
+                    orgs: vec![],
+                };
+                BrowserState::SignedIn { user: Box::new(user), claims: Box::new(claims) }
+            }
+            (None, Some(sealed_mfa_token)) => BrowserState::SecondFactorOwed { sealed_mfa_token },
+            (None, None) => BrowserState::Anonymous,
+        };
+        Ok(Some(BrowserSession { token_hash: row.token_hash, csrf: row.csrf, state }))
+    }
+
+    /// A pre-session for the sign-in forms: its cookie value and CSRF token.
+    pub async fn web_pre_session(&self) -> Result<(String, String)> {
+        let now = clock::now_ms();
+        self.web_replace(None, None, None, now + PRE_SESSION_MS).await
+    }
+
+    /// Stores a new browser session (deleting `old`); returns its cookie value and CSRF token.
+    async fn web_replace(
+        &self,
+        old: Option<&str>,
+        session_id: Option<Uuid>,
+        sealed_mfa_token: Option<Vec<u8>>,
+        expires_at: i64,
+    ) -> Result<(String, String)> {
+        let cookie = random::opaque_token();
+        let csrf = random::opaque_token();
+        let row = WebSessionRecord {
+            token_hash: random::token_digest(&cookie),
+            session_id,
+            sealed_mfa_token,
+            csrf: csrf.clone(),
+            expires_at,
+        };
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        if let Some(old) = old {
+            web_sessions::delete(&mut tx, old).await?;
+        }
+        web_sessions::delete_expired(&mut tx, now).await?;
+        web_sessions::insert(&mut tx, &row, now).await?;
+        tx.commit().await?;
+        Ok((cookie, csrf))
+    }
+
+    async fn web_signed_in(&self, old: &BrowserSession, tokens: IssuedTokens) -> Result<Step> {
+        let expires_at = clock::now_ms() + clock::duration_ms(self.config.refresh_ttl);
+        let (cookie, _) = self.web_replace(Some(&old.token_hash), Some(tokens.session_id), None, expires_at).await?;
+        Ok(Step { cookie, signed_in: true, device_token: tokens.device_token })
+    }
+
+    /// The login form: the same checks, lockout and audit as the API.
+    pub async fn web_sign_in(
+        &self,
+        current: &BrowserSession,
+        identifier: &str,
+        password: &str,
+        device_token: Option<&str>,
+        client: &Client,
+    ) -> Result<Step> {
+        match self.login(identifier, password, device_token, client).await? {
+            LoginOutcome::Tokens(tokens) => self.web_signed_in(current, tokens).await,
+            LoginOutcome::SecondFactorOwed { mfa_token, .. } => {
+                let sealed = self.sealer.seal(mfa_token.as_bytes(), "web-mfa-token");
+                let expires_at = clock::now_ms() + clock::duration_ms(self.config.mfa_token_ttl);
+                let (cookie, _) = self.web_replace(Some(&current.token_hash), None, Some(sealed), expires_at).await?;
+                Ok(Step { cookie, signed_in: false, device_token: None })
+            }
+        }
+    }
+
+    pub async fn web_second_factor(&self, current: &BrowserSession, code: &str, client: &Client) -> Result<Step> {
+        let BrowserState::SecondFactorOwed { sealed_mfa_token } = &current.state else {
+            return Err(Error::InvalidToken);
+        };
+        let mfa_token = self
+            .sealer
+            .open(sealed_mfa_token, "web-mfa-token")
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("a pending sign-in does not open")))?;
+        let mfa_token = String::from_utf8_lossy(&mfa_token).into_owned();
+        let tokens = self.mfa_challenge(&mfa_token, code, client).await?;
+        self.web_signed_in(current, tokens).await
+    }
+
+    pub async fn web_register(&self, current: &BrowserSession, new: NewAccount<'_>, client: &Client) -> Result<Step> {
+        let (_, tokens) = self.register(new, client).await?;
+        self.web_signed_in(current, tokens).await
+    }
+
+    /// Ends the sign-in behind the browser session (as `/auth/logout` does) and forgets the session.
+    pub async fn web_sign_out(&self, current: &BrowserSession, client: &Client) -> Result<()> {
+        if let BrowserState::SignedIn { claims, .. } = &current.state {
+            self.logout(claims, client).await?;
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        web_sessions::delete(&mut conn, &current.token_hash).await
+    }
+}

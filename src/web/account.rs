@@ -1,0 +1,309 @@
+//! `/account`: profile, password, two-factor enrollment and backup codes, sessions, the security log.
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{
+    pages::render,
+    session::{PageError, SignedIn, check_csrf},
+};
+use crate::{
+    app::AppState,
+    clock,
+    domain::{roles::Permission, tokens::AccessClaims},
+    http::{error::ApiError, extract::ClientInfo},
+    service::web::{BrowserSession, BrowserState},
+    store::{audit::AuditQuery, users::UserRecord},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(account))
+        .route("/account/password", post(change_password))
+        .route("/account/mfa/setup", post(mfa_setup))
+        .route("/account/mfa/enable", post(mfa_enable))
+        .route("/account/mfa/regenerate", post(regenerate))
+        .route("/account/mfa/disable", post(mfa_disable))
+        .route("/account/sessions/revoke", post(revoke))
+        .route("/account/sessions/revoke-all", post(revoke_all))
+}
+
+/// The signed-in user and the claims the services expect.
+pub fn parts(session: &BrowserSession) -> Result<(&UserRecord, &AccessClaims), PageError> {
+    match &session.state {
+        BrowserState::SignedIn { user, claims } => Ok((user, claims)),
+        _ => Err(PageError::SignIn),
+    }
+}
+
+pub struct SessionRow {
+    id: Uuid,
+    ip: String,
+    user_agent: String,
+    last_used_at: String,
+    current: bool,
+}
+
+pub struct EventRow {
+    at: String,
+    action: String,
+    outcome: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    csrf: String,
+    is_admin: bool,
+    email: String,
+    username: String,
+    role: &'static str,
+    mfa_enabled: bool,
+    backup_codes_remaining: i64,
+    sessions: Vec<SessionRow>,
+    events: Vec<EventRow>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    clock::from_ms(ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+async fn account_page(
+    app: &AppState,
+    session: &BrowserSession,
+    notice: Option<&'static str>,
+    error: Option<String>,
+) -> Result<AccountPage, PageError> {
+    let (user, claims) = parts(session)?;
+    let sessions = app.list_sessions(claims).await?;
+    let query = AuditQuery { user_id: Some(user.id), action: None, before: i64::MAX, limit: 20 };
+    let events = app.audit_events(&query).await?;
+    Ok(AccountPage {
+        csrf: session.csrf.clone(),
+        is_admin: user.role.allows(Permission::UsersRead),
+        email: user.email.clone(),
+        username: user.username.clone().unwrap_or_else(|| "—".into()),
+        role: user.role.as_str(),
+        mfa_enabled: user.mfa_enabled,
+        backup_codes_remaining: app.backup_codes_remaining(claims).await?,
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                current: s.id == claims.sid,
+                id: s.id,
+                ip: s.ip.unwrap_or_default(),
+                user_agent: s.user_agent.unwrap_or_else(|| "Unknown device".into()),
+                last_used_at: rfc3339(s.last_used_at),
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| EventRow { at: rfc3339(e.at), action: e.action, outcome: e.outcome, ip: e.ip.unwrap_or_default() })
+            .collect(),
+        notice,
+        error,
+    })
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    done: Option<String>,
+}
+
+/// Notices are fixed texts chosen by a code, so nothing from the URL is echoed into the page.
+fn notice_text(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "password" => Some("Your password was changed. Your other sessions were signed out."),
+        "mfa_off" => Some("Two-factor authentication is off."),
+        "revoked" => Some("The session was signed out."),
+        _ => None,
+    }
+}
+
+async fn account(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
+    let page = account_page(&app, &session, notice_text(q.done.as_deref()), None).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// A failed action re-renders the account page with the reason and the status the API would give.
+async fn failed(app: &AppState, session: &BrowserSession, error: crate::error::Error) -> Result<Response, PageError> {
+    let api = ApiError::from(error);
+    let page = account_page(app, session, None, Some(api.body.message)).await?;
+    Ok(render(api.status, &page))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (_, claims) = parts(&session)?;
+    match app.change_password(claims, &form.current_password, &form.new_password, &client).await {
+        Ok(()) => Ok(Redirect::to("/account?done=password").into_response()),
+        Err(e) => failed(&app, &session, e).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mfa_setup.html")]
+struct MfaSetupPage {
+    csrf: String,
+    is_admin: bool,
+    qr_data_uri: String,
+    secret_grouped: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn mfa_setup(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (user, claims) = parts(&session)?;
+    let enrollment = app.mfa_setup(claims).await?;
+    let secret_grouped =
+        enrollment.secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join(" ");
+    let page = MfaSetupPage {
+        csrf: session.csrf.clone(),
+        is_admin: user.role.allows(Permission::UsersRead),
+        qr_data_uri: format!("data:image/png;base64,{}", STANDARD.encode(&enrollment.qr_png)),
+        secret_grouped,
+        error: None,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "backup_codes.html")]
+struct BackupCodesPage {
+    csrf: String,
+    is_admin: bool,
+    codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    code: String,
+}
+
+fn backup_codes_page(session: &BrowserSession, user: &UserRecord, codes: Vec<String>) -> Response {
+    let page = BackupCodesPage { csrf: session.csrf.clone(), is_admin: user.role.allows(Permission::UsersRead), codes };
+    render(StatusCode::OK, &page)
+}
+
+async fn mfa_enable(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (user, claims) = parts(&session)?;
+    match app.mfa_enable(claims, &form.code, &client).await {
+        Ok(codes) => Ok(backup_codes_page(&session, user, codes)),
+        Err(e) => failed(&app, &session, e).await,
+    }
+}
+
+async fn regenerate(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (user, claims) = parts(&session)?;
+    match app.regenerate_backup_codes(claims, &form.code, &client).await {
+        Ok(codes) => Ok(backup_codes_page(&session, user, codes)),
+        Err(e) => failed(&app, &session, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DisableForm {
+    #[serde(default)]
+    csrf: String,
+    password: String,
+    code: String,
+}
+
+async fn mfa_disable(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<DisableForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (_, claims) = parts(&session)?;
+    match app.mfa_disable(claims, &form.password, &form.code, &client).await {
+        Ok(()) => Ok(Redirect::to("/account?done=mfa_off").into_response()),
+        Err(e) => failed(&app, &session, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    id: Uuid,
+}
+
+async fn revoke(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (_, claims) = parts(&session)?;
+    app.revoke_session(claims, form.id, &client).await?;
+    let to = if form.id == claims.sid { "/login" } else { "/account?done=revoked" };
+    Ok(Redirect::to(to).into_response())
+}
+
+async fn revoke_all(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&session, &form.csrf)?;
+    let (_, claims) = parts(&session)?;
+    app.logout_all(claims, &client).await?;
+    Ok(Redirect::to("/login").into_response())
+}

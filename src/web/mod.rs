@@ -1,0 +1,48 @@
+//! The web pages for people: server-rendered (askama), forms that work without JavaScript, a cookie
+//! session holding an opaque reference, a CSRF token on every state-changing form. They call the same
+//! services as the API, so lockout, rate limits and audit apply exactly alike.
+
+mod account;
+mod admin;
+pub mod pages;
+pub mod session;
+mod sign_in;
+
+use axum::{
+    Router,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+
+use crate::app::AppState;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(sign_in::router(state))
+        .merge(account::router())
+        .merge(admin::router())
+        .route(
+            "/static/app.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body)
+}
+
+/// A friendly 404 for people; programs (anything not asking for HTML) get the API's JSON 404.
+pub async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
+    let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    if wants_html {
+        pages::ErrorPage::new(StatusCode::NOT_FOUND, "Page not found", "There is nothing at this address.")
+            .into_response()
+    } else {
+        crate::http::error::ApiError::for_status(StatusCode::NOT_FOUND).into_response()
+    }
+}

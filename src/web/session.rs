@@ -1,0 +1,118 @@
+//! Cookies, the browser session extractor, CSRF checks, and how page errors are answered.
+
+use axum::{
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use subtle::ConstantTimeEq;
+
+use super::pages::ErrorPage;
+use crate::{
+    app::AppState,
+    error::Error,
+    http::error::ApiError,
+    service::web::{BrowserSession, BrowserState},
+};
+
+/// SECURITY.md decision 2: `__Host-` names and `Secure` when the deployment is https; on plain-http
+/// development setups (an `http://` issuer) both are dropped, or browsers would refuse the cookies.
+pub struct CookieNames {
+    pub session: &'static str,
+    pub device: &'static str,
+    secure: bool,
+}
+
+impl CookieNames {
+    pub fn for_state(app: &AppState) -> Self {
+        if app.config.issuer.starts_with("https://") {
+            Self { session: "__Host-latchkey_session", device: "__Host-latchkey_device", secure: true }
+        } else {
+            Self { session: "latchkey_session", device: "latchkey_device", secure: false }
+        }
+    }
+
+    /// Every cookie comes from here: HttpOnly, SameSite=Lax, Path=/, no Domain.
+    pub fn set(&self, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
+        HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+}
+
+pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The browser session named by the session cookie, when it is valid.
+pub struct Browser(pub BrowserSession);
+
+impl OptionalFromRequestParts<AppState> for Browser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        let names = CookieNames::for_state(app);
+        let Some(cookie) = read_cookie(&parts.headers, names.session) else { return Ok(None) };
+        Ok(app.web_session(cookie).await?.map(Browser))
+    }
+}
+
+/// A signed-in browser session (else a redirect to the sign-in page).
+pub struct SignedIn(pub BrowserSession);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let browser = <Browser as OptionalFromRequestParts<AppState>>::from_request_parts(parts, app).await?;
+        match browser {
+            Some(Browser(session)) if matches!(session.state, BrowserState::SignedIn { .. }) => Ok(Self(session)),
+            _ => Err(PageError::SignIn),
+        }
+    }
+}
+
+/// The form's `csrf` field must equal the session's token (synchronizer token pattern).
+pub fn check_csrf(session: &BrowserSession, presented: &str) -> Result<(), PageError> {
+    if bool::from(session.csrf.as_bytes().ct_eq(presented.as_bytes())) { Ok(()) } else { Err(PageError::Csrf) }
+}
+
+pub enum PageError {
+    /// Not signed in: to the sign-in page.
+    SignIn,
+    /// A state-changing form without the right CSRF token: refused, nothing changed.
+    Csrf,
+    Failed(Error),
+}
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        PageError::Failed(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::SignIn => Redirect::to("/login").into_response(),
+            PageError::Csrf => ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Reload the page and try again. Nothing was changed.",
+            )
+            .into_response(),
+            PageError::Failed(e) => {
+                let api = ApiError::from(e);
+                let heading = if api.status.is_server_error() { "Something went wrong" } else { "That did not work" };
+                ErrorPage::new(api.status, heading, &api.body.message).into_response()
+            }
+        }
+    }
+}

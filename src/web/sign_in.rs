@@ -1,0 +1,299 @@
+//! `/`, `/login`, `/login/mfa`, `/register` and `/logout`.
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Query, State},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+
+use super::{
+    pages::render,
+    session::{Browser, CookieNames, PageError, check_csrf, read_cookie},
+};
+use crate::{
+    app::AppState,
+    domain::device_token::LIFETIME_SECONDS,
+    error::Error,
+    http::{error::ApiError, extract::ClientInfo, rate_limit},
+    service::{
+        accounts::NewAccount,
+        web::{BrowserSession, BrowserState, Step},
+    },
+};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limited = Router::new()
+        .route("/login", post(login_submit))
+        .route("/login/mfa", post(mfa_submit))
+        .route("/register", post(register_submit));
+    rate_limit::limited(limited, state)
+        .route("/", get(root))
+        .route("/login", get(login_page))
+        .route("/login/mfa", get(mfa_page))
+        .route("/register", get(register_page))
+        .route("/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
+impl Next {
+    /// SECURITY.md A.11: only same-site relative paths; anything else goes to the account page.
+    fn target(&self) -> String {
+        let next = self.next.as_deref().unwrap_or_default();
+        let same_site = next.starts_with('/')
+            && !next.starts_with("//")
+            && !next.starts_with("/\\")
+            && !next.contains('\\')
+            && !next.chars().any(char::is_control);
+        if same_site { next.to_string() } else { "/account".into() }
+    }
+}
+
+async fn root(browser: Option<Browser>) -> Redirect {
+    match browser {
+        Some(Browser(s)) if matches!(s.state, BrowserState::SignedIn { .. }) => Redirect::to("/account"),
+        _ => Redirect::to("/login"),
+    }
+}
+
+/// The browser's session for a sign-in form, or a new pre-session (with its cookie to set).
+async fn form_session(app: &AppState, browser: Option<Browser>) -> Result<(String, Option<HeaderValue>), PageError> {
+    if let Some(Browser(s)) = browser {
+        return Ok((s.csrf, None));
+    }
+    let (cookie, csrf) = app.web_pre_session().await?;
+    Ok((csrf, Some(CookieNames::for_state(app).set(CookieNames::for_state(app).session, &cookie, 3600))))
+}
+
+fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+async fn login_page(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    Query(next): Query<Next>,
+) -> Result<Response, PageError> {
+    if let Some(Browser(s)) = &browser {
+        match s.state {
+            BrowserState::SignedIn { .. } => return Ok(Redirect::to(&next.target()).into_response()),
+            BrowserState::SecondFactorOwed { .. } | BrowserState::Anonymous => {}
+        }
+    }
+    let (csrf, cookie) = form_session(&app, browser).await?;
+    let page = LoginPage { csrf, next: next.next.clone().unwrap_or_default(), username: String::new(), error: None };
+    Ok(with_cookies(render(StatusCode::OK, &page), cookie))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+/// Sets the new session cookie (and the device cookie after a completed sign-in) and goes on.
+fn stepped(app: &AppState, step: Step, to: &str) -> Response {
+    let names = CookieNames::for_state(app);
+    let mut cookies = vec![names.set(names.session, &step.cookie, app.config.refresh_ttl.as_secs() as i64)];
+    if let Some(device) = step.device_token {
+        cookies.push(names.set(names.device, &device, LIFETIME_SECONDS));
+    }
+    // 303: the browser follows with a GET, never re-posting the credentials.
+    with_cookies(Redirect::to(to).into_response(), cookies)
+}
+
+fn session_of(browser: Option<Browser>) -> Result<BrowserSession, PageError> {
+    browser.map(|Browser(s)| s).ok_or(PageError::Csrf)
+}
+
+async fn login_submit(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    ClientInfo(client): ClientInfo,
+    Query(next): Query<Next>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let session = session_of(browser)?;
+    check_csrf(&session, &form.csrf)?;
+    let device = read_cookie(&headers, CookieNames::for_state(&app).device);
+    match app.web_sign_in(&session, &form.username, &form.password, device, &client).await {
+        Ok(step) if step.signed_in => Ok(stepped(&app, step, &next.target())),
+        Ok(step) => {
+            let to = format!(
+                "/login/mfa?next={}",
+                percent_encoding::utf8_percent_encode(&next.target(), percent_encoding::NON_ALPHANUMERIC)
+            );
+            Ok(stepped(&app, step, &to))
+        }
+        Err(e) => {
+            let api = ApiError::from(e);
+            let page = LoginPage {
+                csrf: session.csrf,
+                next: next.next.unwrap_or_default(),
+                username: form.username,
+                error: Some(api.body.message),
+            };
+            Ok(render(api.status, &page))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login_mfa.html")]
+struct MfaPage {
+    csrf: String,
+    next: String,
+    error: Option<String>,
+}
+
+async fn mfa_page(browser: Option<Browser>, Query(next): Query<Next>) -> Response {
+    match browser {
+        Some(Browser(s)) if matches!(s.state, BrowserState::SecondFactorOwed { .. }) => {
+            render(StatusCode::OK, &MfaPage { csrf: s.csrf, next: next.next.unwrap_or_default(), error: None })
+        }
+        _ => Redirect::to("/login").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    code: String,
+}
+
+async fn mfa_submit(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    ClientInfo(client): ClientInfo,
+    Query(next): Query<Next>,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let session = session_of(browser)?;
+    check_csrf(&session, &form.csrf)?;
+    match app.web_second_factor(&session, &form.code, &client).await {
+        Ok(step) => Ok(stepped(&app, step, &next.target())),
+        // A spent or expired sign-in starts over.
+        Err(Error::InvalidToken) | Err(Error::TooManyRequests { .. }) => Ok(Redirect::to("/login").into_response()),
+        Err(e) => {
+            let api = ApiError::from(e);
+            let page =
+                MfaPage { csrf: session.csrf, next: next.next.unwrap_or_default(), error: Some(api.body.message) };
+            Ok(render(api.status, &page))
+        }
+    }
+}
+
+#[derive(Template, Default)]
+#[template(path = "register.html")]
+struct RegisterPage {
+    csrf: String,
+    min_length: usize,
+    email: String,
+    username: String,
+    error: Option<String>,
+    email_error: Option<String>,
+    username_error: Option<String>,
+    password_error: Option<String>,
+}
+
+async fn register_page(State(app): State<AppState>, browser: Option<Browser>) -> Result<Response, PageError> {
+    let (csrf, cookie) = form_session(&app, browser).await?;
+    let page = RegisterPage { csrf, min_length: app.config.password_min_length, ..Default::default() };
+    Ok(with_cookies(render(StatusCode::OK, &page), cookie))
+}
+
+#[derive(Deserialize)]
+struct RegisterForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+    #[serde(default)]
+    username: String,
+    password: String,
+}
+
+async fn register_submit(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response, PageError> {
+    let session = session_of(browser)?;
+    check_csrf(&session, &form.csrf)?;
+    let new = NewAccount { email: &form.email, username: Some(form.username.as_str()), password: &form.password };
+    match app.web_register(&session, new, &client).await {
+        Ok(step) => Ok(stepped(&app, step, "/account")),
+        Err(e) => {
+            let mut page = RegisterPage {
+                csrf: session.csrf,
+                min_length: app.config.password_min_length,
+                email: form.email.clone(),
+                username: form.username.clone(),
+                ..Default::default()
+            };
+            match &e {
+                Error::Validation(fields) => {
+                    for f in fields {
+                        let slot = if f.field == "username" { &mut page.username_error } else { &mut page.email_error };
+                        *slot = Some(f.message.clone());
+                    }
+                }
+                Error::WeakPassword(f) => page.password_error = Some(f.message.clone()),
+                Error::Conflict { code: "username_taken", message } => page.username_error = Some((*message).into()),
+                Error::Conflict { message, .. } => page.email_error = Some((*message).into()),
+                _ => {}
+            }
+            let api = ApiError::from(e);
+            if page.email_error.is_none() && page.username_error.is_none() && page.password_error.is_none() {
+                page.error = Some(api.body.message);
+            }
+            Ok(render(api.status, &page))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    ClientInfo(client): ClientInfo,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let session = session_of(browser)?;
+    check_csrf(&session, &form.csrf)?;
+    app.web_sign_out(&session, &client).await?;
+    let names = CookieNames::for_state(&app);
+    let mut response = with_cookies(Redirect::to("/login").into_response(), [names.set(names.session, "", 0)]);
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("clear-site-data"), HeaderValue::from_static("\"cache\", \"storage\""));
+    Ok(response)
+}
