@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod audit;
+mod browser;
 mod cli;
 mod cluster;
 mod errors;
