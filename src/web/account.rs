@@ -148,6 +148,19 @@ async fn failed(app: &AppState, session: &BrowserSession, error: crate::error::E
     Ok(render(api.status, &page))
 }
 
+/// On to `to` after a change, or back to the account page with the reason.
+async fn done(
+    app: &AppState,
+    session: &BrowserSession,
+    result: crate::error::Result<()>,
+    to: &str,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => Ok(Redirect::to(to).into_response()),
+        Err(e) => failed(app, session, e).await,
+    }
+}
+
 #[derive(Deserialize)]
 struct PasswordForm {
     #[serde(default)]
@@ -164,10 +177,8 @@ async fn change_password(
 ) -> Result<Response, PageError> {
     check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
-    match app.change_password(claims, &form.current_password, &form.new_password, &client).await {
-        Ok(()) => Ok(Redirect::to("/account?done=password").into_response()),
-        Err(e) => failed(&app, &session, e).await,
-    }
+    let result = app.change_password(claims, &form.current_password, &form.new_password, &client).await;
+    done(&app, &session, result, "/account?done=password").await
 }
 
 #[derive(Template)]
@@ -177,7 +188,6 @@ struct MfaSetupPage {
     is_admin: bool,
     qr_data_uri: String,
     secret_grouped: String,
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -201,7 +211,6 @@ async fn mfa_setup(
         is_admin: user.role.allows(Permission::UsersRead),
         qr_data_uri: format!("data:image/png;base64,{}", STANDARD.encode(&enrollment.qr_png)),
         secret_grouped,
-        error: None,
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -270,10 +279,8 @@ async fn mfa_disable(
 ) -> Result<Response, PageError> {
     check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
-    match app.mfa_disable(claims, &form.password, &form.code, &client).await {
-        Ok(()) => Ok(Redirect::to("/account?done=mfa_off").into_response()),
-        Err(e) => failed(&app, &session, e).await,
-    }
+    let result = app.mfa_disable(claims, &form.password, &form.code, &client).await;
+    done(&app, &session, result, "/account?done=mfa_off").await
 }
 
 #[derive(Deserialize)]

@@ -64,7 +64,6 @@ struct AdminPage {
     next_offset: Option<i64>,
     events: Vec<EventRow>,
     notice: Option<&'static str>,
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,7 +133,6 @@ async fn page(
             Some("ok") => Some("Done."),
             _ => None,
         },
-        error: None,
     };
     Ok(render(StatusCode::OK, &page))
 }
