@@ -159,6 +159,13 @@ async fn a_person_uses_the_pages_in_chromium() {
     assert!(!storage[2].as_str().unwrap().contains("latchkey_session"), "{storage}");
     assert!(!s.client.source().await.unwrap().contains("eyJ"), "no token in the page");
     s.shot("account").await;
+    // On a phone-width screen nothing needs sideways scrolling.
+    s.client.set_window_size(390, 844).await.unwrap();
+    let overflow =
+        s.client.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await.unwrap();
+    assert!(overflow.as_i64().unwrap() <= 0, "page wider than the screen by {overflow} px");
+    s.shot("account_phone").await;
+    s.client.set_window_size(1024, 1300).await.unwrap();
 
     // Sign out and in.
     s.sign_out().await;
