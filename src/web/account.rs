@@ -230,9 +230,20 @@ struct CodeForm {
     code: String,
 }
 
-fn backup_codes_page(session: &BrowserSession, user: &UserRecord, codes: Vec<String>) -> Response {
-    let page = BackupCodesPage { csrf: session.csrf.clone(), is_admin: user.role.allows(Permission::UsersRead), codes };
-    render(StatusCode::OK, &page)
+/// New backup codes, shown this once; or the account page with the reason they were not made.
+async fn show_codes(
+    app: &AppState,
+    session: &BrowserSession,
+    result: crate::error::Result<Vec<String>>,
+) -> Result<Response, PageError> {
+    let (user, _) = parts(session)?;
+    match result {
+        Ok(codes) => {
+            let is_admin = user.role.allows(Permission::UsersRead);
+            Ok(render(StatusCode::OK, &BackupCodesPage { csrf: session.csrf.clone(), is_admin, codes }))
+        }
+        Err(e) => failed(app, session, e).await,
+    }
 }
 
 async fn mfa_enable(
@@ -242,11 +253,9 @@ async fn mfa_enable(
     Form(form): Form<CodeForm>,
 ) -> Result<Response, PageError> {
     check_csrf(&session, &form.csrf)?;
-    let (user, claims) = parts(&session)?;
-    match app.mfa_enable(claims, &form.code, &client).await {
-        Ok(codes) => Ok(backup_codes_page(&session, user, codes)),
-        Err(e) => failed(&app, &session, e).await,
-    }
+    let (_, claims) = parts(&session)?;
+    let result = app.mfa_enable(claims, &form.code, &client).await;
+    show_codes(&app, &session, result).await
 }
 
 async fn regenerate(
@@ -256,11 +265,9 @@ async fn regenerate(
     Form(form): Form<CodeForm>,
 ) -> Result<Response, PageError> {
     check_csrf(&session, &form.csrf)?;
-    let (user, claims) = parts(&session)?;
-    match app.regenerate_backup_codes(claims, &form.code, &client).await {
-        Ok(codes) => Ok(backup_codes_page(&session, user, codes)),
-        Err(e) => failed(&app, &session, e).await,
-    }
+    let (_, claims) = parts(&session)?;
+    let result = app.regenerate_backup_codes(claims, &form.code, &client).await;
+    show_codes(&app, &session, result).await
 }
 
 #[derive(Deserialize)]
