@@ -128,12 +128,12 @@ impl Services {
         if session.revoked_at.is_some() {
             return Err(Error::InvalidToken);
         }
-        let idle_ms = clock::duration_ms(self.config.session_idle);
+        let idle_cutoff = self.idle_cutoff(now);
         let end_reason = if found.spent_at.is_some() {
             Some("refresh_reuse_detected")
         } else if now >= session.expires_at {
             Some("expired")
-        } else if now - session.last_used_at >= idle_ms {
+        } else if session.last_used_at <= idle_cutoff {
             Some("idle")
         } else if !found.user_active {
             Some("inactive_user")
@@ -209,16 +209,20 @@ impl Services {
         Ok(())
     }
 
+    /// Sessions last used before this moment have idled out (`LATCHKEY_SESSION_IDLE_SECONDS`).
+    pub(crate) fn idle_cutoff(&self, now: i64) -> i64 {
+        now - clock::duration_ms(self.config.session_idle)
+    }
+
     /// Sessions that are neither revoked, expired nor idle, across all users.
     pub async fn active_sessions(&self) -> Result<i64> {
         let now = clock::now_ms();
-        sessions::count_live(self.db.pool(), now, now - clock::duration_ms(self.config.session_idle)).await
+        sessions::count_live(self.db.pool(), now, self.idle_cutoff(now)).await
     }
 
     pub async fn list_sessions(&self, auth: &AccessClaims) -> Result<Vec<SessionRecord>> {
         let now = clock::now_ms();
-        let idle_cutoff = now - clock::duration_ms(self.config.session_idle);
-        sessions::list_live(self.db.pool(), auth.sub, now, idle_cutoff).await
+        sessions::list_live(self.db.pool(), auth.sub, now, self.idle_cutoff(now)).await
     }
 }
 

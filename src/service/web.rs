@@ -50,8 +50,8 @@ impl Services {
         };
         let state = match (row.session_id, row.sealed_mfa_token) {
             (Some(session_id), _) => {
-                let idle_cutoff = now - clock::duration_ms(self.config.session_idle);
-                let Some(session) = sessions::find_live(self.db.pool(), session_id, now, idle_cutoff).await? else {
+                let Some(session) = sessions::find_live(self.db.pool(), session_id, now, self.idle_cutoff(now)).await?
+                else {
                     return Ok(None);
                 };
                 let Some(user) = users::find_by_id(self.db.pool(), session.user_id).await?.filter(|u| u.is_active)

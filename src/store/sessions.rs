@@ -53,6 +53,12 @@ impl TryFrom<Row> for SessionRecord {
     }
 }
 
+/// The one definition of a live session: not revoked, not past its absolute expiry, and used after the idle
+/// cutoff. The arguments are the placeholder numbers of `now` and of the cutoff in the statement.
+fn live(now: u8, idle_cutoff: u8) -> String {
+    format!("s.revoked_at IS NULL AND s.expires_at > ${now} AND s.last_used_at > ${idle_cutoff}")
+}
+
 const COLUMNS: &str =
     "s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.mfa, s.amr, s.ip, s.user_agent";
 
@@ -182,9 +188,8 @@ pub async fn list_live<'e>(
     idle_cutoff: i64,
 ) -> Result<Vec<SessionRecord>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sessions s
-         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_used_at > $3
-         ORDER BY s.created_at DESC"
+        "SELECT {COLUMNS} FROM sessions s WHERE s.user_id = $1 AND {} ORDER BY s.created_at DESC",
+        live(2, 3)
     ))
     .bind(user_id.to_string())
     .bind(now)
@@ -202,13 +207,11 @@ pub async fn revoked_since<'e>(ex: impl AnyExecutor<'e>, since: i64) -> Result<V
 }
 
 pub async fn count_live<'e>(ex: impl AnyExecutor<'e>, now: i64, idle_cutoff: i64) -> Result<i64> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 AND last_used_at > $2",
-    )
-    .bind(now)
-    .bind(idle_cutoff)
-    .fetch_one(ex)
-    .await?;
+    let (count,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM sessions s WHERE {}", live(1, 2)))
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_one(ex)
+        .await?;
     Ok(count)
 }
 
@@ -219,14 +222,12 @@ pub async fn find_live<'e>(
     now: i64,
     idle_cutoff: i64,
 ) -> Result<Option<SessionRecord>> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sessions s
-         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_used_at > $3"
-    ))
-    .bind(id.to_string())
-    .bind(now)
-    .bind(idle_cutoff)
-    .fetch_optional(ex)
-    .await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM sessions s WHERE s.id = $1 AND {}", live(2, 3)))
+            .bind(id.to_string())
+            .bind(now)
+            .bind(idle_cutoff)
+            .fetch_optional(ex)
+            .await?;
     Ok(row.map(SessionRecord::try_from).transpose()?)
 }
