@@ -150,6 +150,8 @@ pub struct PasswordGrant {
     /// Accepted and ignored: the password grant is a first-party login only.
     pub scope: Option<String>,
     pub client_id: Option<String>,
+    /// As in the JSON login: exempts a known device from the lockout of its identifier.
+    pub device_token: Option<String>,
 }
 
 /// A login body in either of its two accepted encodings.
@@ -177,7 +179,11 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
                     "Only grant_type=password is supported here.",
                 ));
             }
-            return Ok(Self(LoginRequest { username: grant.username, password: grant.password, device_token: None }));
+            return Ok(Self(LoginRequest {
+                username: grant.username,
+                password: grant.password,
+                device_token: grant.device_token,
+            }));
         }
         let Json(body) = Json::<LoginRequest>::from_request(req, state).await?;
         Ok(Self(body))

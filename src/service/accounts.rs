@@ -127,7 +127,8 @@ impl Services {
     }
 
     /// Password login. Unknown users cost one Argon2 verification like everyone else and get the same answer.
-    /// A locked identifier (or device) is refused before any password is checked. An enrolled user gets an
+    /// The attempt is counted before its password is checked; a locked identifier (or device) is refused
+    /// without a check. An enrolled user gets an
     /// `mfa_token` instead of tokens.
     pub async fn login(
         &self,
@@ -139,8 +140,15 @@ impl Services {
         let identifier = LoginIdentifier::parse(identifier);
         let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
         let scope = self.lock_scope(&identifier, user.as_ref(), device_token, clock::now_ms()).await?;
-        self.ensure_unlocked(&scope, clock::now_ms()).await?;
-        let verification = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let attempt = self.reserve_attempt(scope, user.as_ref().map(|u| u.id), client).await?;
+        let verification = match self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await
+        {
+            Ok(verification) => verification,
+            Err(e) => {
+                self.release_attempt(&attempt).await?;
+                return Err(e);
+            }
+        };
         let (user, rehash) = match (user, verification) {
             (Some(user), Verification::Match { rehash }) => (user, rehash),
             (user, _) => {
@@ -151,12 +159,13 @@ impl Services {
                 }
                 let mut tx = self.db.begin().await?;
                 audit::record(&mut tx, client, event).await?;
-                self.count_failure(&mut tx, &scope, user_id, client).await?;
+                self.count_failure(&mut tx, &attempt, user_id, client).await?;
                 tx.commit().await?;
                 return Err(Error::InvalidCredentials);
             }
         };
         if !user.is_active {
+            self.release_attempt(&attempt).await?;
             let event = Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user");
             self.record_alone(client, event).await?;
             return Err(Error::InactiveUser);
@@ -164,7 +173,7 @@ impl Services {
         let upgraded = if rehash { Some(self.passwords.hash(password).await?) } else { None };
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        self.clear_failures(&mut tx, &scope).await?;
+        self.clear_failures(&mut tx, &attempt).await?;
         if let Some(hash) = &upgraded {
             users::set_password_hash(&mut tx, user.id, hash, now).await?;
         }

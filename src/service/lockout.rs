@@ -26,6 +26,12 @@ pub struct LockScope {
     key: String,
 }
 
+/// A login attempt counted against its scope before being judged.
+pub struct Attempt {
+    scope: LockScope,
+    number: i64,
+}
+
 impl Services {
     /// The identifier's counter, or the device's own when the client proved it is a known device that is
     /// not itself locked.
@@ -46,32 +52,62 @@ impl Services {
         Ok(LockScope { key: identifier.lock_key() })
     }
 
-    /// 429 `account_locked` with the seconds left, before any password is checked.
-    pub(crate) async fn ensure_unlocked(&self, scope: &LockScope, now: i64) -> Result<()> {
-        match lockouts::locked_until(self.db.pool(), &scope.key, now).await? {
-            Some(until) => Err(locked(until - now)),
-            None => Ok(()),
+    /// Counts the attempt before its password is checked (SECURITY.md ★26): refused with 429
+    /// `account_locked` while the scope is locked, and also when `lockout_threshold` attempts are already
+    /// counted, judged or being judged, so that no burst of parallel guesses gets more than the threshold
+    /// judged, on any number of instances.
+    pub(crate) async fn reserve_attempt(
+        &self,
+        scope: LockScope,
+        user_id: Option<Uuid>,
+        client: &Client,
+    ) -> Result<Attempt> {
+        let now = clock::now_ms();
+        // A locked scope is refused with a read only: a flood against a locked account writes nothing.
+        if let Some(until) = lockouts::locked_until(self.db.pool(), &scope.key, now).await? {
+            return Err(locked(until - now));
         }
+        let reservation = lockouts::reserve(&mut *self.db.pool().acquire().await?, &scope.key, now).await?;
+        if let Some(until) = reservation.locked_until {
+            return Err(locked(until - now));
+        }
+        if reservation.number > i64::from(self.config.lockout_threshold) {
+            let mut tx = self.db.begin().await?;
+            self.lock(&mut tx, &scope.key, user_id, "password_failures", client).await?;
+            tx.commit().await?;
+            return Err(locked(clock::duration_ms(self.config.lockout)));
+        }
+        Ok(Attempt { scope, number: reservation.number })
     }
 
-    /// Counts a failed password; the failure that reaches the threshold locks the scope (and is audited once).
+    /// A wrong password: it was counted when reserved; the attempt that takes the last place locks the
+    /// scope (audited once).
     pub(crate) async fn count_failure(
         &self,
         tx: &mut Tx,
-        scope: &LockScope,
+        attempt: &Attempt,
         user_id: Option<Uuid>,
         client: &Client,
     ) -> Result<()> {
-        let now = clock::now_ms();
-        let failures = lockouts::add_failure(tx, &scope.key, now).await?;
-        if failures >= i64::from(self.config.lockout_threshold) {
-            self.lock(tx, &scope.key, user_id, "password_failures", client).await?;
+        if attempt.number >= i64::from(self.config.lockout_threshold) {
+            self.lock(tx, &attempt.scope.key, user_id, "password_failures", client).await?;
         }
         Ok(())
     }
 
-    pub(crate) async fn clear_failures(&self, tx: &mut Tx, scope: &LockScope) -> Result<()> {
-        lockouts::clear(tx, &scope.key).await
+    /// An attempt that was never judged as right or wrong (the server could not check it) does not count.
+    pub(crate) async fn release_attempt(&self, attempt: &Attempt) -> Result<()> {
+        lockouts::release(&mut *self.db.pool().acquire().await?, &attempt.scope.key).await
+    }
+
+    /// A right password ends the run of failures, unless a lock came into force while it was being
+    /// checked: then the sign-in is refused like any other during the lock.
+    pub(crate) async fn clear_failures(&self, tx: &mut Tx, attempt: &Attempt) -> Result<()> {
+        let now = clock::now_ms();
+        match lockouts::clear_unless_locked(tx, &attempt.scope.key, now).await? {
+            Some(until) => Err(locked(until - now)),
+            None => Ok(()),
+        }
     }
 
     async fn lock(&self, tx: &mut Tx, key: &str, user_id: Option<Uuid>, reason: &str, client: &Client) -> Result<()> {

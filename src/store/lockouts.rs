@@ -14,21 +14,40 @@ pub async fn locked_until<'e>(ex: impl AnyExecutor<'e>, key: &str, now: i64) -> 
     Ok(row.and_then(|(until,)| until).filter(|until| *until > now))
 }
 
-/// Counts one more consecutive failure and returns the count. A lock that has run out starts a new count.
-pub async fn add_failure(conn: &mut AnyConnection, key: &str, now: i64) -> Result<i64> {
-    let (failures,): (i64,) = sqlx::query_as(
+/// An attempt counted before it is judged.
+pub struct Reservation {
+    /// The attempt's place in the current run of failures (1 for the first).
+    pub number: i64,
+    /// The lock in force when the attempt was counted, if any (Unix ms).
+    pub locked_until: Option<i64>,
+}
+
+/// Counts an attempt as a failure before its password is checked, in one statement, so that attempts made
+/// at the same time (on any instance) each get a number of their own. A lock that has run out starts a
+/// new count.
+pub async fn reserve(conn: &mut AnyConnection, key: &str, now: i64) -> Result<Reservation> {
+    let (number, locked_until): (i64, Option<i64>) = sqlx::query_as(
         "INSERT INTO login_lockouts (lock_key, failures, locked_until, updated_at) VALUES ($1, 1, NULL, $2)
          ON CONFLICT (lock_key) DO UPDATE SET
              failures = CASE WHEN login_lockouts.locked_until <= $2 THEN 1 ELSE login_lockouts.failures + 1 END,
              locked_until = CASE WHEN login_lockouts.locked_until <= $2 THEN NULL ELSE login_lockouts.locked_until END,
              updated_at = $2
-         RETURNING failures",
+         RETURNING failures, locked_until",
     )
     .bind(key)
     .bind(now)
     .fetch_one(conn)
     .await?;
-    Ok(failures)
+    Ok(Reservation { number, locked_until: locked_until.filter(|until| *until > now) })
+}
+
+/// Gives back an attempt that was counted but never judged (the server could not check it).
+pub async fn release(conn: &mut AnyConnection, key: &str) -> Result<()> {
+    sqlx::query("UPDATE login_lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Locks `key` until `until`; false when it was already locked (so the lock is reported once).
@@ -46,6 +65,17 @@ pub async fn lock(conn: &mut AnyConnection, key: &str, until: i64, now: i64) -> 
     Ok(done.rows_affected() == 1)
 }
 
+/// A successful sign-in ends the run of failures, but never a lock in force: returns that lock instead.
+pub async fn clear_unless_locked(conn: &mut AnyConnection, key: &str, now: i64) -> Result<Option<i64>> {
+    sqlx::query("DELETE FROM login_lockouts WHERE lock_key = $1 AND (locked_until IS NULL OR locked_until <= $2)")
+        .bind(key)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    locked_until(conn, key, now).await
+}
+
+/// An administrator's unlock: the lock and the count go.
 pub async fn clear(conn: &mut AnyConnection, key: &str) -> Result<()> {
     sqlx::query("DELETE FROM login_lockouts WHERE lock_key = $1").bind(key).execute(conn).await?;
     Ok(())

@@ -115,3 +115,60 @@ async fn ten_wrong_second_factors_lock_the_account(app: &TestApp) {
     assert_eq!(expect_json(pending, StatusCode::OK).await["mfa_required"], true);
 }
 on_both!(ten_wrong_second_factors_lock_the_account);
+
+/// Review finding 2: 40 wrong passwords at once used to be judged all (40×401); at most the threshold may be.
+async fn parallel_guesses_are_judged_at_most_threshold_times(app: &TestApp) {
+    let (email, _) = app.new_user().await;
+    let guesses = (0..40).map(|i| {
+        let (client, url, email) = (app.client.clone(), app.url("/auth/login"), email.clone());
+        tokio::spawn(async move {
+            let body = json!({"username": email, "password": format!("wrong guess number {i:02}")});
+            client.post(url).json(&body).send().await.unwrap().status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for g in guesses.collect::<Vec<_>>() {
+        statuses.push(g.await.unwrap());
+    }
+    let judged = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(judged <= 5, "{judged} of 40 parallel guesses were judged: {statuses:?}");
+    assert_eq!(judged + refused, 40, "{statuses:?}");
+    // The right password does not lift the lock.
+    expect_locked(app.login(&email, PASSWORD).await).await;
+    expect_locked(app.login(&email, PASSWORD).await).await;
+}
+on_both!(parallel_guesses_are_judged_at_most_threshold_times);
+
+/// A right password racing wrong ones: whatever order they are judged in, once a lock is in place the
+/// right password is refused until it runs out.
+async fn a_lock_set_during_a_burst_stays(app: &TestApp) {
+    let (email, _) = app.new_user().await;
+    let attempts = (0..20).map(|i| {
+        let (client, url, email) = (app.client.clone(), app.url("/auth/login"), email.clone());
+        let password = if i == 3 { PASSWORD.to_string() } else { format!("wrong guess number {i:02}") };
+        tokio::spawn(async move {
+            client.post(url).json(&json!({"username": email, "password": password})).send().await.unwrap().status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for a in attempts.collect::<Vec<_>>() {
+        statuses.push(a.await.unwrap());
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "19 wrong guesses lock: {statuses:?}");
+    expect_locked(app.login(&email, PASSWORD).await).await;
+}
+on_both!(a_lock_set_during_a_burst_stays);
+
+/// Review finding 9: the form-encoded password grant (Swagger UI's) now carries `device_token` too.
+async fn the_form_grant_honours_the_device_token(app: &TestApp) {
+    let (email, registered) = app.new_user().await;
+    fail(app, &email, 5).await;
+    let form = [("grant_type", "password"), ("username", &email), ("password", PASSWORD)];
+    expect_locked(app.client.post(app.url("/auth/login")).form(&form).send().await.unwrap()).await;
+    let device = token(&registered, "device_token");
+    let with_device =
+        [("grant_type", "password"), ("username", &email), ("password", PASSWORD), ("device_token", &device)];
+    expect_json(app.client.post(app.url("/auth/login")).form(&with_device).send().await.unwrap(), StatusCode::OK).await;
+}
+on_both!(the_form_grant_honours_the_device_token);
