@@ -34,9 +34,7 @@ impl Application {
         let sync = self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
         let pruning = self.services.spawn_pruning(std::time::Duration::from_secs(3600));
         let router = http::router(self.services.clone());
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = http::serve::serve(self.listener, router, self.services.config.connections, shutdown).await;
         sync.abort();
         pruning.abort();
         served

@@ -79,6 +79,9 @@ pub struct Config {
     /// How often each instance re-reads revoked sessions written by other instances.
     pub revocation_poll: Duration,
     pub log_json: bool,
+    /// Password checks waiting for a hashing thread beyond this many are refused with 503.
+    pub hash_queue: usize,
+    pub connections: crate::http::serve::ConnectionLimits,
 }
 
 impl Default for Config {
@@ -110,6 +113,12 @@ impl Default for Config {
             jwt_signing: JwtSigning::EdDsa,
             revocation_poll: Duration::from_millis(500),
             log_json: false,
+            hash_queue: 64,
+            connections: crate::http::serve::ConnectionLimits {
+                header_read: Duration::from_secs(10),
+                idle: Duration::from_secs(60),
+                max_connections: 4096,
+            },
         }
     }
 }
@@ -143,6 +152,10 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_JWT_HS256_SECRET",
     "LATCHKEY_REVOCATION_POLL_MS",
     "LATCHKEY_LOG_FORMAT",
+    "LATCHKEY_HASH_QUEUE",
+    "LATCHKEY_HEADER_READ_TIMEOUT_SECONDS",
+    "LATCHKEY_IDLE_TIMEOUT_SECONDS",
+    "LATCHKEY_MAX_CONNECTIONS",
 ];
 
 impl Config {
@@ -237,6 +250,15 @@ impl Config {
         }
         if let Some(n) = parse("LATCHKEY_HASH_CONCURRENCY")? {
             c.hash_concurrency = (n as usize).max(1);
+        }
+        if let Some(n) = parse("LATCHKEY_HASH_QUEUE")? {
+            c.hash_queue = usize::try_from(n).context("LATCHKEY_HASH_QUEUE is too large")?.max(1);
+        }
+        c.connections.header_read = secs("LATCHKEY_HEADER_READ_TIMEOUT_SECONDS", c.connections.header_read)?;
+        c.connections.idle = secs("LATCHKEY_IDLE_TIMEOUT_SECONDS", c.connections.idle)?;
+        if let Some(n) = parse("LATCHKEY_MAX_CONNECTIONS")? {
+            c.connections.max_connections =
+                usize::try_from(n).ok().filter(|n| *n >= 1).context("LATCHKEY_MAX_CONNECTIONS must be 1 or more")?;
         }
         if let Some(ms) = parse("LATCHKEY_REVOCATION_POLL_MS")? {
             c.revocation_poll = Duration::from_millis(ms.max(50));

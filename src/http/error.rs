@@ -151,11 +151,15 @@ impl From<Error> for ApiError {
                 e.retry_after = Some(retry_after.as_secs().max(1));
                 e
             }
-            Error::Unavailable => Self::new(
-                S::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "The service is temporarily unavailable. Try again shortly.",
-            ),
+            Error::Unavailable => {
+                let mut e = Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The service is temporarily unavailable. Try again shortly.",
+                );
+                e.retry_after = Some(1);
+                e
+            }
             Error::Internal(err) => {
                 // The cause goes to the log (inside the request's span, with its id), never to the client.
                 tracing::error!(error = format!("{err:#}"), "internal error");

@@ -7,7 +7,7 @@ use std::{sync::OnceLock, time::Instant};
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::header,
+    http::{Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
@@ -57,13 +57,21 @@ async fn scrape(State(app): State<AppState>, request: Request) -> Result<Respons
 /// Counts and times every request under its route template (never the raw path, which could hold ids).
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Label values must come from a fixed set: hyper accepts any token as a method, and each new label value
+/// is a new series held for the life of the process.
+fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [Method; 7] =
+        [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+    KNOWN.iter().find(|known| *known == method).map_or("other", Method::as_str)
 }

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orgs;
 pub mod rate_limit;
+pub mod serve;
 pub mod sessions;
 
 use axum::{

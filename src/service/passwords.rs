@@ -1,7 +1,8 @@
 //! Password hashing off the async runtime. Argon2id runs on a small pool of its own threads
 //! (`hash_concurrency`, default one per core) at a lower scheduling priority: a login flood uses every
 //! idle cycle, queues the logins it cannot serve, and still yields the CPU to the async workers that
-//! answer token-checked requests.
+//! answer token-checked requests. The queue is bounded (`hash_queue`): beyond it a login is refused at once
+//! with 503 and `Retry-After` instead of waiting behind a flood.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -21,14 +22,14 @@ type Job = Box<dyn FnOnce(&Hasher) + Send>;
 const HASH_THREAD_NICE: i32 = 10;
 
 pub struct Passwords {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: Mutex<mpsc::SyncSender<Job>>,
     pub policy: Policy,
 }
 
 impl Passwords {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let hasher = Arc::new(Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?);
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::sync_channel::<Job>(config.hash_queue);
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..config.hash_concurrency {
             let (hasher, queue) = (hasher.clone(), queue.clone());
@@ -51,11 +52,16 @@ impl Passwords {
         let job: Job = Box::new(move |hasher| {
             let _ = done.send(work(hasher));
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| Error::Internal(anyhow::anyhow!("the password hashing threads have stopped")))?;
+        match self.jobs.lock().unwrap_or_else(|p| p.into_inner()).try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                metrics::counter!("latchkey_hash_queue_full_total").increment(1);
+                return Err(Error::Unavailable);
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(Error::Internal(anyhow::anyhow!("the password hashing threads have stopped")));
+            }
+        }
         result.await.map_err(|_| Error::Internal(anyhow::anyhow!("a password hashing job was dropped")))
     }
 

@@ -16,6 +16,7 @@ mod ops;
 mod orgs;
 mod rate_limit;
 mod register;
+mod resilience;
 mod sessions;
 mod tokens;
 mod web;
