@@ -6,6 +6,7 @@ pub mod device_token;
 pub mod identity;
 pub mod mac;
 pub mod password;
+pub mod pre_session;
 pub mod random;
 pub mod rate_window;
 pub mod roles;

@@ -23,7 +23,9 @@ use anyhow::Context;
 
 use crate::{
     config::Config,
-    domain::{backup_codes::CodeHasher, device_token::DeviceTokens, seal::Sealer, tokens::KeyRing},
+    domain::{
+        backup_codes::CodeHasher, device_token::DeviceTokens, pre_session::PreSessions, seal::Sealer, tokens::KeyRing,
+    },
     store::Db,
 };
 
@@ -44,6 +46,7 @@ pub struct Services {
     pub sealer: Sealer,
     pub backup_codes: CodeHasher,
     pub devices: DeviceTokens,
+    pub pre_sessions: PreSessions,
     pub revocations: Arc<revocation::Revocations>,
     pub verified_tokens: token_cache::VerifiedTokens,
     pub rate_limiter: rate_limit::RateLimiter,
@@ -59,6 +62,7 @@ impl Services {
         let sealer = Sealer::new(&server_key);
         let backup_codes = CodeHasher::new(&server_key);
         let devices = DeviceTokens::new(&server_key);
+        let pre_sessions = PreSessions::new(&server_key);
         let keys = keys::load_key_ring(&config, &db, &sealer).await?;
         let passwords = passwords::Passwords::new(&config)?;
         let rate_limiter = rate_limit::RateLimiter::new(config.rate_limit_per_minute, config.redis_url.as_deref())?;
@@ -72,6 +76,7 @@ impl Services {
             sealer,
             backup_codes,
             devices,
+            pre_sessions,
             revocations,
             verified_tokens: Default::default(),
             rate_limiter,

@@ -1,14 +1,15 @@
 //! Browser sessions for the web pages. The cookie holds an opaque 256-bit token (stored by SHA-256), never
 //! a JWT. Every authentication step issues a new token and deletes the old row: a pre-session (CSRF for the
-//! login form), then a sign-in waiting for its second factor, then the signed-in session, which points at
-//! an ordinary session row, so that the session list, revocation, idle timeout and audit apply unchanged.
+//! login form; stateless, see `domain::pre_session`), then a sign-in waiting for its second factor, then the
+//! signed-in session, which points at an ordinary session row, so that the session list, revocation, idle
+//! timeout and audit apply unchanged.
 
 use uuid::Uuid;
 
 use super::{Client, Services, accounts::NewAccount, mfa::LoginOutcome, sessions::IssuedTokens};
 use crate::{
     clock,
-    domain::{random, tokens::AccessClaims},
+    domain::{pre_session::PreSessions, random, tokens::AccessClaims},
     error::{Error, Result},
     store::{
         sessions,
@@ -17,8 +18,6 @@ use crate::{
     },
 };
 
-/// Sign-in forms are good for this long.
-const PRE_SESSION_MS: i64 = 3600 * 1000;
 /// Page views refresh the session's last use at most this often (the idle timeout counts from it).
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
 
@@ -45,6 +44,11 @@ impl Services {
     /// The browser session a cookie names, if it is still good (its sign-in not revoked, expired or idle).
     pub async fn web_session(&self, cookie: &str) -> Result<Option<BrowserSession>> {
         let now = clock::now_ms();
+        if PreSessions::is_pre_session(cookie) {
+            let csrf = self.pre_sessions.csrf_for(cookie, now / 1000);
+            let token_hash = random::token_digest(cookie);
+            return Ok(csrf.map(|csrf| BrowserSession { token_hash, csrf, state: BrowserState::Anonymous }));
+        }
         let Some(row) = web_sessions::find(self.db.pool(), &random::token_digest(cookie), now).await? else {
             return Ok(None);
         };
@@ -83,10 +87,9 @@ impl Services {
         Ok(Some(BrowserSession { token_hash: row.token_hash, csrf: row.csrf, state }))
     }
 
-    /// A pre-session for the sign-in forms: its cookie value and CSRF token.
-    pub async fn web_pre_session(&self) -> Result<(String, String)> {
-        let now = clock::now_ms();
-        self.web_replace(None, None, None, now + PRE_SESSION_MS).await
+    /// A pre-session for the sign-in forms: its cookie value and CSRF token. Nothing is stored.
+    pub fn web_pre_session(&self) -> (String, String) {
+        self.pre_sessions.issue(clock::now_ms() / 1000)
     }
 
     /// Stores a new browser session (deleting `old`); returns its cookie value and CSRF token.

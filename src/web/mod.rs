@@ -10,8 +10,10 @@ mod sign_in;
 
 use axum::{
     Router,
+    extract::Request,
     http::{StatusCode, header},
-    response::IntoResponse,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 
@@ -30,6 +32,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/static/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) }),
         )
+        .route_layer(middleware::from_fn(refuse_cross_site))
+}
+
+/// SECURITY.md A.8 (Fetch Metadata): a state change that the browser says another site started is refused,
+/// whatever cookie and token it carries.
+async fn refuse_cross_site(request: Request, next: Next) -> Response {
+    let cross_site = request.headers().get("sec-fetch-site").is_some_and(|site| site == "cross-site");
+    if cross_site && !request.method().is_safe() {
+        return session::PageError::Csrf.into_response();
+    }
+    next.run(request).await
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

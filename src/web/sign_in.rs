@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    domain::device_token::LIFETIME_SECONDS,
+    domain::{device_token::LIFETIME_SECONDS, pre_session},
     error::Error,
     http::{error::ApiError, extract::ClientInfo, rate_limit},
     service::{
@@ -64,12 +64,13 @@ async fn root(browser: Option<Browser>) -> Redirect {
 }
 
 /// The browser's session for a sign-in form, or a new pre-session (with its cookie to set).
-async fn form_session(app: &AppState, browser: Option<Browser>) -> Result<(String, Option<HeaderValue>), PageError> {
+fn form_session(app: &AppState, browser: Option<Browser>) -> (String, Option<HeaderValue>) {
     if let Some(Browser(s)) = browser {
-        return Ok((s.csrf, None));
+        return (s.csrf, None);
     }
-    let (cookie, csrf) = app.web_pre_session().await?;
-    Ok((csrf, Some(CookieNames::for_state(app).set(CookieNames::for_state(app).session, &cookie, 3600))))
+    let (cookie, csrf) = app.web_pre_session();
+    let names = CookieNames::for_state(app);
+    (csrf, Some(names.set(names.session, &cookie, pre_session::LIFETIME_SECONDS)))
 }
 
 fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
@@ -99,7 +100,7 @@ async fn login_page(
             BrowserState::SecondFactorOwed { .. } | BrowserState::Anonymous => {}
         }
     }
-    let (csrf, cookie) = form_session(&app, browser).await?;
+    let (csrf, cookie) = form_session(&app, browser);
     let page = LoginPage { csrf, next: next.next.clone().unwrap_or_default(), username: String::new(), error: None };
     Ok(with_cookies(render(StatusCode::OK, &page), cookie))
 }
@@ -220,7 +221,7 @@ struct RegisterPage {
 }
 
 async fn register_page(State(app): State<AppState>, browser: Option<Browser>) -> Result<Response, PageError> {
-    let (csrf, cookie) = form_session(&app, browser).await?;
+    let (csrf, cookie) = form_session(&app, browser);
     let page = RegisterPage { csrf, min_length: app.config.password_min_length, ..Default::default() };
     Ok(with_cookies(render(StatusCode::OK, &page), cookie))
 }

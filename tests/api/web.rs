@@ -237,3 +237,56 @@ async fn pages_are_locked_down(app: &TestApp) {
     assert_eq!(location(&browser().get(app.url("/")).send().await.unwrap()), "/login");
 }
 on_both!(pages_are_locked_down);
+
+/// Review finding 5: every anonymous `GET /login` used to store a pre-session row (2,000 views, 4.3 MB).
+async fn anonymous_page_views_store_nothing(app: &TestApp) {
+    for path in ["/login", "/register"] {
+        for _ in 0..100 {
+            let (status, _) = get(&browser(), app, path).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    let (rows,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM web_sessions").fetch_one(app.services.db.pool()).await.unwrap();
+    assert_eq!(rows, 0);
+
+    // The stateless pre-session still binds the form: another pre-session's token, or a made-up cookie, fails.
+    assert_eq!(app.register("pre@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    let (a, b) = (browser(), browser());
+    let (_, page_a) = get(&a, app, "/login").await;
+    get(&b, app, "/login").await;
+    let form = [("csrf", csrf_of(&page_a)), ("username", "pre@example.com".into()), ("password", PASSWORD.into())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post(&b, app, "/login", &form).await.status(), StatusCode::FORBIDDEN);
+    let forged = app
+        .client
+        .post(app.url("/login"))
+        .header(header::COOKIE, format!("latchkey_session=pre.{}.{}", 1, "x".repeat(43)))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let r = post(&a, app, "/login", &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(session_cookie(&r).is_some());
+}
+on_both!(anonymous_page_views_store_nothing);
+
+/// Review finding 8 (SECURITY.md A.8): a form posted with `Sec-Fetch-Site: cross-site` is refused even with
+/// the right cookie and token.
+async fn cross_site_form_posts_are_refused(app: &TestApp) {
+    let b = register(app, "fetch-meta@example.com").await;
+    let (_, html) = get(&b, app, "/account").await;
+    let form = [
+        ("csrf", csrf_of(&html)),
+        ("current_password", PASSWORD.to_string()),
+        ("new_password", "another long passphrase here".to_string()),
+    ];
+    let r = b.post(app.url("/account/password")).header("sec-fetch-site", "cross-site").form(&form).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.login("fetch-meta@example.com", PASSWORD).await.status(), StatusCode::OK, "nothing changed");
+    let r = b.post(app.url("/account/password")).header("sec-fetch-site", "same-origin").form(&form).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::SEE_OTHER);
+}
+on_both!(cross_site_form_posts_are_refused);
