@@ -1,8 +1,9 @@
 //! Revoked sessions, kept in memory so that checking an access token needs no database read.
 //!
-//! Every instance re-reads the sessions revoked within the last access-token lifetime (plus leeway and
-//! clock skew) every `revocation_poll`, so a logout on one instance is refused on the others within
-//! that period. Entries older than that are dropped: every token of such a session has expired anyway.
+//! Every instance re-reads, every `revocation_poll`, the revoked sessions that issued an access token which
+//! has not expired yet (less leeway and clock skew), so a logout on one instance is refused on the others
+//! within that period. Each session records the latest expiry it issued, so this holds whatever access-token
+//! lifetime an instance ran with when it issued them. Entries are dropped once that expiry has passed.
 
 use std::{collections::HashMap, sync::Arc, sync::RwLock, time::Duration};
 
@@ -18,32 +19,35 @@ use crate::{
 /// Leeway of token verification plus a minute for clocks that disagree between instances.
 const MARGIN_MS: i64 = 65_000;
 
+/// Revoked session → until when its access tokens could be presented (Unix ms).
 pub struct Revocations {
     revoked: RwLock<HashMap<Uuid, i64>>,
-    keep_ms: i64,
+    access_ttl_ms: i64,
 }
 
 impl Revocations {
     pub fn new(config: &Config) -> Self {
-        Self { revoked: RwLock::default(), keep_ms: clock::duration_ms(config.access_ttl) + MARGIN_MS }
+        Self { revoked: RwLock::default(), access_ttl_ms: clock::duration_ms(config.access_ttl) }
     }
 
     pub fn is_revoked(&self, session_id: Uuid) -> bool {
         self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains_key(&session_id)
     }
 
-    /// Called after a commit that revoked sessions, so this instance refuses their tokens at once.
+    /// Called after a commit that revoked sessions, so this instance refuses their tokens at once. The next
+    /// sync replaces the guess of how long to keep them with what the sessions recorded.
     pub fn add(&self, session_ids: impl IntoIterator<Item = Uuid>, at: i64) {
+        let keep_until = at + self.access_ttl_ms + MARGIN_MS;
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        revoked.extend(session_ids.into_iter().map(|id| (id, at)));
+        revoked.extend(session_ids.into_iter().map(|id| (id, keep_until)));
     }
 
     pub async fn sync(&self, db: &Db) -> Result<()> {
-        let cutoff = clock::now_ms() - self.keep_ms;
-        let recent = sessions::revoked_since(db.pool(), cutoff).await?;
+        let now = clock::now_ms();
+        let live = sessions::revoked_with_live_tokens(db.pool(), now - MARGIN_MS).await?;
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        revoked.retain(|_, at| *at >= cutoff);
-        revoked.extend(recent);
+        revoked.retain(|_, keep_until| *keep_until >= now);
+        revoked.extend(live.into_iter().map(|(id, access_expires_at)| (id, access_expires_at + MARGIN_MS)));
         Ok(())
     }
 

@@ -29,6 +29,8 @@ pub struct IssuedTokens {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: i64,
+    /// When the access token expires (Unix ms); the session records it for the revocation set.
+    pub access_expires_at: i64,
     /// Set when a sign-in completed: proof for later logins that this client is a known device.
     pub device_token: Option<String>,
     pub session_id: Uuid,
@@ -79,6 +81,7 @@ impl Services {
         sessions::insert_refresh_token(conn, &random::token_digest(&refresh_token), session.id, now).await?;
         let orgs = org_claims(conn, user.id).await?;
         let mut tokens = self.issue(&session, user.role, orgs, refresh_token, now);
+        sessions::extend_access_expiry(conn, session.id, tokens.access_expires_at).await?;
         tokens.device_token = Some(self.devices.issue(user.id, now / 1000));
         Ok(tokens)
     }
@@ -111,6 +114,7 @@ impl Services {
             access_token: self.keys.sign(&claims),
             refresh_token,
             expires_in: exp - now,
+            access_expires_at: exp * 1000,
             device_token: None,
             session_id: session.id,
         }
@@ -165,8 +169,10 @@ impl Services {
         )
         .await?;
         let orgs = org_claims(&mut tx, session.user_id).await?;
+        let tokens = self.issue(&session, found.role, orgs, refresh_token, now);
+        sessions::extend_access_expiry(&mut tx, session.id, tokens.access_expires_at).await?;
         tx.commit().await?;
-        Ok(self.issue(&session, found.role, orgs, refresh_token, now))
+        Ok(tokens)
     }
 
     pub async fn logout(&self, auth: &AccessClaims, client: &Client) -> Result<()> {

@@ -19,13 +19,15 @@ pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64
     let run = |sql: &'static str| sqlx::query(sql);
     let audit_events =
         run("DELETE FROM audit_events WHERE at < $1").bind(audit_before).execute(&mut *conn).await?.rows_affected();
-    // Refresh tokens go with their session (ON DELETE CASCADE).
-    let sessions = run("DELETE FROM sessions WHERE revoked_at < $1 OR expires_at < $1 OR last_used_at < $2")
-        .bind(dead_before)
-        .bind(idle_before)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    // Refresh tokens go with their session (ON DELETE CASCADE). A revoked session stays while one of its
+    // access tokens could still be presented: the revocation set is loaded from these rows.
+    let sessions = run("DELETE FROM sessions WHERE (revoked_at < $1 OR expires_at < $1 OR last_used_at < $2)
+                        AND (access_expires_at IS NULL OR access_expires_at < $1)")
+    .bind(dead_before)
+    .bind(idle_before)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     let mfa_challenges = run("DELETE FROM mfa_challenges WHERE expires_at < $1")
         .bind(dead_before)
         .execute(&mut *conn)

@@ -200,9 +200,27 @@ pub async fn list_live<'e>(
 }
 
 /// Sessions revoked at or after `since`, with the time each was revoked.
-pub async fn revoked_since<'e>(ex: impl AnyExecutor<'e>, since: i64) -> Result<Vec<(Uuid, i64)>> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1").bind(since).fetch_all(ex).await?;
+/// Records that an access token expiring at `exp` (Unix ms) was issued for the session.
+pub async fn extend_access_expiry(conn: &mut AnyConnection, id: Uuid, exp: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE sessions SET access_expires_at = $2
+         WHERE id = $1 AND (access_expires_at IS NULL OR access_expires_at < $2)",
+    )
+    .bind(id.to_string())
+    .bind(exp)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Revoked sessions with an access token that expires at `at` (Unix ms) or later, with that expiry.
+pub async fn revoked_with_live_tokens<'e>(ex: impl AnyExecutor<'e>, at: i64) -> Result<Vec<(Uuid, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, access_expires_at FROM sessions WHERE revoked_at IS NOT NULL AND access_expires_at >= $1",
+    )
+    .bind(at)
+    .fetch_all(ex)
+    .await?;
     Ok(rows.into_iter().map(|(id, at)| Ok((parse_id(&id)?, at))).collect::<Result<_, sqlx::Error>>()?)
 }
 

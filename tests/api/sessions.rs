@@ -187,3 +187,21 @@ on_both!(idle_sessions_end, |c| {
     c.session_idle = Duration::from_secs(2);
     c.access_ttl = Duration::from_secs(1);
 });
+
+/// Review finding 6: a restart with a shorter access-token lifetime used to forget revocations of tokens
+/// issued under the longer one. Here the logout happened "200 s ago" and the new instance runs a 60 s TTL.
+async fn revocations_outlive_a_shorter_access_ttl(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let access = token(&pair, "access_token");
+    assert_eq!(app.post_bearer("/auth/logout", &access).await.status(), StatusCode::NO_CONTENT);
+    sqlx::query("UPDATE sessions SET revoked_at = revoked_at - 200000 WHERE revoked_at IS NOT NULL")
+        .execute(app.services.db.pool())
+        .await
+        .unwrap();
+    let config = latchkey::config::Config { access_ttl: std::time::Duration::from_secs(60), ..Default::default() };
+    let restarted = latchkey::service::revocation::Revocations::new(&config);
+    restarted.sync(&app.services.db).await.unwrap();
+    let sid = app.services.keys.verify(&access).expect("a valid token").sid;
+    assert!(restarted.is_revoked(sid), "the revoked session is still refused");
+}
+on_both!(revocations_outlive_a_shorter_access_ttl, |c| c.access_ttl = std::time::Duration::from_secs(3600));
