@@ -35,6 +35,16 @@ pub fn parse_trusted(list: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// Whom a rate limit counts: an IPv4 address, or the /64 an IPv6 address is in (one subscriber's network
+/// usually gets a whole /64, so counting single IPv6 addresses would give one client 2^64 budgets).
+pub fn rate_limit_subject(ip: &str) -> String {
+    let Ok(IpAddr::V6(v6)) = ip.parse::<IpAddr>() else { return ip.to_string() };
+    match v6.to_ipv4_mapped() {
+        Some(v4) => v4.to_string(),
+        None => format!("{}/64", std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +77,15 @@ mod tests {
         assert_eq!(parse_trusted("127.0.0.1, ::1, 10.0.0.0/8").unwrap().len(), 3);
         assert!(parse_trusted("10.0.0.0/33").is_err());
         assert!(parse_trusted("proxy.example").is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        assert_eq!(rate_limit_subject("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(rate_limit_subject("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(rate_limit_subject("2001:db8:1:3::1"), rate_limit_subject("2001:db8:1:2::1"));
+        assert_eq!(rate_limit_subject("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(rate_limit_subject("192.0.2.7"), "192.0.2.7");
+        assert_eq!(rate_limit_subject("unknown"), "unknown");
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::RwLock;
 
 use crate::{
     clock,
-    domain::rate_window,
+    domain::{client_ip, rate_window},
     error::{Error, Result},
 };
 
@@ -25,10 +25,21 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// After a Redis failure, how long the process's counters are used before Redis is tried again.
 const REDIS_RETRY: Duration = Duration::from_secs(5);
 
+/// The process's own counters hold at most this many keys; keys beyond it in one window share one counter,
+/// so a flood of new addresses costs bounded memory and is limited as one client.
+const MAX_LOCAL_KEYS: usize = 500_000;
+
 pub struct RateLimiter {
     per_minute: u64,
-    local: Mutex<HashMap<String, Counts>>,
+    local: Mutex<LocalCounts>,
     redis: Option<SharedCounts>,
+}
+
+#[derive(Default)]
+struct LocalCounts {
+    counters: HashMap<String, Counts>,
+    /// The window at whose start keys idle for two windows were last dropped.
+    pruned_at: i64,
 }
 
 /// This window's and the previous window's counts for one key.
@@ -67,7 +78,7 @@ impl RateLimiter {
         }
         let now = clock::now_ms();
         let (window, elapsed) = rate_window::position(now, WINDOW_MS);
-        let key = format!("{endpoint}:{ip}");
+        let key = format!("{endpoint}:{}", client_ip::rate_limit_subject(ip));
         let (previous, current) = match &self.redis {
             Some(shared) => match shared.count(&key, window).await {
                 Some(counts) => counts,
@@ -82,12 +93,15 @@ impl RateLimiter {
     }
 
     fn count_locally(&self, key: &str, window: i64) -> (u64, u64) {
-        let mut counters = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        if counters.len() > 100_000 {
-            // Keys idle for two windows no longer affect any decision.
-            counters.retain(|_, c| c.window >= window - 1);
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if local.pruned_at != window {
+            // Once per window: keys idle for two windows no longer affect any decision.
+            local.counters.retain(|_, c| c.window >= window - 1);
+            local.pruned_at = window;
         }
-        let counts = counters.entry(key.to_string()).or_insert(Counts { window, current: 0, previous: 0 });
+        let key =
+            if local.counters.len() >= MAX_LOCAL_KEYS && !local.counters.contains_key(key) { "overflow" } else { key };
+        let counts = local.counters.entry(key.to_string()).or_insert(Counts { window, current: 0, previous: 0 });
         if counts.window != window {
             let previous = if counts.window == window - 1 { counts.current } else { 0 };
             *counts = Counts { window, current: 0, previous };
