@@ -18,6 +18,7 @@ use super::{admin, audit, auth, error, extract, mfa, ops, orgs, sessions};
         sessions::list, sessions::revoke, audit::own, audit::all,
         admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
         orgs::create, orgs::list, orgs::show, orgs::members, orgs::set_member, orgs::remove_member,
+        orgs::invitations, orgs::accept_invitation, orgs::remove_invitation,
         ops::healthz, ops::readyz, ops::jwks,
     ),
     components(schemas(error::ErrorBody, error::FieldDetail, extract::LoginRequest, extract::PasswordGrant)),

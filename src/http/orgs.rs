@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::IntoResponse,
-    routing::{get, put},
+    routing::{delete, get, post, put},
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -20,6 +20,7 @@ use crate::{
     app::AppState,
     clock,
     domain::roles::Role,
+    service::orgs::Membership,
     store::orgs::{MemberRecord, OrgRecord},
 };
 
@@ -29,6 +30,9 @@ pub fn router() -> Router<AppState> {
         .route("/orgs/{id}", get(show))
         .route("/orgs/{id}/members", get(members))
         .route("/orgs/{id}/members/{user_id}", put(set_member).delete(remove_member))
+        .route("/orgs/invitations", get(invitations))
+        .route("/orgs/{id}/invitations/accept", post(accept_invitation))
+        .route("/orgs/{id}/invitations/{user_id}", delete(remove_invitation))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -74,6 +78,38 @@ impl From<MemberRecord> for Member {
     fn from(m: MemberRecord) -> Self {
         Self { user_id: m.user_id, email: m.email, role: m.role }
     }
+}
+
+/// What a membership change did: `active` with the member, or `invited` (the user joins by accepting; no
+/// email until then).
+#[derive(Serialize, ToSchema)]
+pub struct MembershipChange {
+    pub user_id: Uuid,
+    /// Absent while the user is only invited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub role: Role,
+    #[schema(example = "active")]
+    pub status: &'static str,
+}
+
+impl From<Membership> for MembershipChange {
+    fn from(m: Membership) -> Self {
+        match m {
+            Membership::Active(m) => Self { user_id: m.user_id, email: Some(m.email), role: m.role, status: "active" },
+            Membership::Invited { user_id, role } => Self { user_id, email: None, role, status: "invited" },
+        }
+    }
+}
+
+/// An open invitation to the caller.
+#[derive(Serialize, ToSchema)]
+pub struct Invitation {
+    pub org: Org,
+    /// The role the caller gets on accepting.
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub invited_at: OffsetDateTime,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -134,7 +170,7 @@ async fn members(
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", request_body = MemberRole,
     security(("bearer" = []), ("password" = [])),
     responses(
-        (status = 200, description = "The membership", body = Member),
+        (status = 200, description = "The membership; a user who is not a member yet is invited instead (`status: invited`, no email) unless a global admin adds them", body = MembershipChange),
         (status = 403, description = "A member who is not an org admin", body = ErrorBody),
         (status = 404, description = "Not a member, or no such user", body = ErrorBody),
         (status = 409, description = "`last_admin` of the organisation", body = ErrorBody),
@@ -145,7 +181,7 @@ async fn set_member(
     ClientInfo(client): ClientInfo,
     Path((id, user_id)): Path<(Uuid, Uuid)>,
     Json(body): Json<MemberRole>,
-) -> Result<axum::Json<Member>, ApiError> {
+) -> Result<axum::Json<MembershipChange>, ApiError> {
     Ok(axum::Json(app.set_org_member(&auth, id, user_id, body.role, &client).await?.into()))
 }
 
@@ -163,5 +199,47 @@ async fn remove_member(
     Path((id, user_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     app.remove_org_member(&auth, id, user_id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/invitations", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, description = "The caller's open invitations", body = [Invitation]), (status = 401, body = ErrorBody)))]
+async fn invitations(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+) -> Result<axum::Json<Vec<Invitation>>, ApiError> {
+    let open = app.my_invitations(auth.sub).await?;
+    let listed =
+        open.into_iter().map(|(org, role, at)| Invitation { org: org.into(), role, invited_at: clock::from_ms(at) });
+    Ok(axum::Json(listed.collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations/accept", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 200, description = "Joined with the offered role; new tokens carry the organisation", body = MyOrg),
+        (status = 404, description = "No open invitation for the caller", body = ErrorBody),
+    ))]
+async fn accept_invitation(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<MyOrg>, ApiError> {
+    Ok(axum::Json(app.accept_org_invitation(&auth, id, &client).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/invitations/{user_id}", tag = "orgs", security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 204, description = "Declined by the invited user, or withdrawn by an org admin"),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn remove_invitation(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Path((id, user_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    app.remove_org_invitation(&auth, id, user_id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

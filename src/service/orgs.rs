@@ -1,5 +1,9 @@
 //! Organisations: anyone may create one and becomes its admin; org admins (and global admins) manage its
 //! members. An organisation is invisible (404) to anyone who is not a member or a global admin.
+//!
+//! An org admin cannot make someone a member: adding a user who is not one yet invites them, and they join
+//! by accepting. Until then the organisation learns nothing about them (not even their email), and their
+//! tokens carry nothing of it. Global admins, who can see every account anyway, add members directly.
 
 use uuid::Uuid;
 
@@ -41,6 +45,24 @@ fn validate(name: &str, slug: &str) -> Result<(String, String)> {
         });
     }
     if problems.is_empty() { Ok((name, slug)) } else { Err(Error::Validation(problems)) }
+}
+
+/// What `PUT /orgs/{id}/members/{user_id}` did.
+pub enum Membership {
+    Active(MemberRecord),
+    /// The user was not a member: they are invited, and nothing about them is disclosed.
+    Invited {
+        user_id: Uuid,
+        role: Role,
+    },
+}
+
+/// Who may change an organisation's members, and how.
+enum Authority {
+    /// Invites users who are not members yet.
+    OrgAdmin,
+    /// Adds them directly.
+    GlobalAdmin,
 }
 
 /// How the caller stands towards an organisation.
@@ -95,14 +117,18 @@ impl Services {
     }
 
     /// Membership changes are for org admins, and for global admins (under the admin MFA rule).
-    async fn require_org_admin(&self, auth: &AccessClaims, org_id: Uuid, client: &Client) -> Result<()> {
+    async fn require_org_admin(&self, auth: &AccessClaims, org_id: Uuid, client: &Client) -> Result<Authority> {
         let path = format!("/api/v1/orgs/{org_id}/members");
         match self.standing(auth, org_id).await?.1 {
-            Standing::Member(Role::Admin) => Ok(()),
+            Standing::Member(Role::Admin) => Ok(Authority::OrgAdmin),
             _ if auth.role.allows(Permission::OrgsManage) => {
-                self.authorize(auth, Permission::OrgsManage, &path, client).await
+                self.authorize(auth, Permission::OrgsManage, &path, client).await?;
+                Ok(Authority::GlobalAdmin)
             }
-            _ => self.deny(auth, Permission::OrgsManage, &path, client).await,
+            _ => {
+                self.deny(auth, Permission::OrgsManage, &path, client).await?;
+                Err(Error::Forbidden)
+            }
         }
     }
 
@@ -113,23 +139,78 @@ impl Services {
         user_id: Uuid,
         role: Role,
         client: &Client,
-    ) -> Result<MemberRecord> {
-        self.require_org_admin(auth, org_id, client).await?;
+    ) -> Result<Membership> {
+        let authority = self.require_org_admin(auth, org_id, client).await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let user = users::find_by_id(&mut *tx, user_id).await?.ok_or(Error::NotFound)?;
-        let admins = orgs::admins(&mut tx, org_id, self.db.row_lock()).await?;
-        if role != Role::Admin && admins == [user_id] {
-            return Err(last_org_admin());
+        let is_member = orgs::role_of(&mut *tx, org_id, user_id).await?.is_some();
+        let invite = !is_member && matches!(authority, Authority::OrgAdmin);
+        if invite {
+            orgs::invite(&mut tx, org_id, user_id, role, auth.sub, now).await?;
+        } else {
+            let admins = orgs::admins(&mut tx, org_id, self.db.row_lock()).await?;
+            if role != Role::Admin && admins == [user_id] {
+                return Err(last_org_admin());
+            }
+            orgs::take_invitation(&mut tx, org_id, user_id).await?;
+            orgs::set_member(&mut tx, org_id, user_id, role, now).await?;
         }
-        orgs::set_member(&mut tx, org_id, user_id, role, now).await?;
-        let event = Event::success("org_member_set", user_id)
+        let event = Event::success(if invite { "org_member_invited" } else { "org_member_set" }, user_id)
             .with("org_id", org_id.to_string())
             .with("role", role.as_str())
             .with("by", auth.sub.to_string());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
-        Ok(MemberRecord { user_id, email: user.email, role })
+        Ok(if invite {
+            Membership::Invited { user_id, role }
+        } else {
+            Membership::Active(MemberRecord { user_id, email: user.email, role })
+        })
+    }
+
+    pub async fn my_invitations(&self, user_id: Uuid) -> Result<Vec<(OrgRecord, Role, i64)>> {
+        orgs::invitations_of_user(self.db.pool(), user_id, MAX_LISTED).await
+    }
+
+    /// The invited user joins with the role they were offered.
+    pub async fn accept_org_invitation(
+        &self,
+        auth: &AccessClaims,
+        org_id: Uuid,
+        client: &Client,
+    ) -> Result<(OrgRecord, Role)> {
+        let mut tx = self.db.begin().await?;
+        let role = orgs::take_invitation(&mut tx, org_id, auth.sub).await?.ok_or(Error::NotFound)?;
+        let org = orgs::find(&mut *tx, org_id).await?.ok_or(Error::NotFound)?;
+        orgs::set_member(&mut tx, org_id, auth.sub, role, clock::now_ms()).await?;
+        let event = Event::success("org_invitation_accepted", auth.sub)
+            .with("org_id", org_id.to_string())
+            .with("role", role.as_str());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok((org, role))
+    }
+
+    /// The invited user declines, or an org admin (or global admin) withdraws the invitation.
+    pub async fn remove_org_invitation(
+        &self,
+        auth: &AccessClaims,
+        org_id: Uuid,
+        user_id: Uuid,
+        client: &Client,
+    ) -> Result<()> {
+        if user_id != auth.sub {
+            self.require_org_admin(auth, org_id, client).await?;
+        }
+        let mut tx = self.db.begin().await?;
+        orgs::take_invitation(&mut tx, org_id, user_id).await?.ok_or(Error::NotFound)?;
+        let event = Event::success("org_invitation_removed", user_id)
+            .with("org_id", org_id.to_string())
+            .with("by", auth.sub.to_string());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Org admins and global admins remove anyone; a member may leave. The last org admin stays.

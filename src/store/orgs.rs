@@ -141,3 +141,58 @@ pub async fn of_user<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, limit: i64) ->
         })
         .collect()
 }
+
+/// Invites `user_id` (or changes the role of their open invitation).
+pub async fn invite(
+    conn: &mut AnyConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+    invited_by: Uuid,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO org_invitations (org_id, user_id, role, invited_by, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role, invited_by = excluded.invited_by",
+    )
+    .bind(org_id.to_string())
+    .bind(user_id.to_string())
+    .bind(role.as_str())
+    .bind(invited_by.to_string())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an open invitation and returns its role.
+pub async fn take_invitation(conn: &mut AnyConnection, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("DELETE FROM org_invitations WHERE org_id = $1 AND user_id = $2 RETURNING role")
+            .bind(org_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(r,)| role(&r)).transpose()?)
+}
+
+/// A user's open invitations: the organisation, the role offered, and when (Unix ms).
+pub async fn invitations_of_user<'e>(
+    ex: impl AnyExecutor<'e>,
+    user_id: Uuid,
+    limit: i64,
+) -> Result<Vec<(OrgRecord, Role, i64)>> {
+    let rows: Vec<(String, String, String, i64, String, i64)> = sqlx::query_as(
+        "SELECT o.id, o.name, o.slug, o.created_at, i.role, i.created_at FROM org_invitations i
+         JOIN orgs o ON o.id = i.org_id WHERE i.user_id = $1 ORDER BY i.created_at, o.slug LIMIT $2",
+    )
+    .bind(user_id.to_string())
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|(id, name, slug, created_at, r, invited_at)| {
+            Ok((OrgRecord { id: parse_id(&id)?, name, slug, created_at }, role(&r)?, invited_at))
+        })
+        .collect()
+}

@@ -23,6 +23,12 @@ async fn create_org(app: &TestApp, bearer: &str, slug: &str) -> String {
     org["id"].as_str().unwrap().to_string()
 }
 
+/// The invited user accepts; returns their membership as `GET /orgs` lists it.
+async fn accept(app: &TestApp, org: &str, bearer: &str) -> Value {
+    let path = format!("/api/v1/orgs/{org}/invitations/accept");
+    expect_json(call(app, Method::POST, &path, bearer, None).await, StatusCode::OK).await
+}
+
 fn claims(pair: &Value) -> Value {
     let payload = token(pair, "access_token").split('.').nth(1).unwrap().to_string();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -39,9 +45,11 @@ async fn one_person_different_roles_in_different_orgs(app: &TestApp) {
         let path = format!("/api/v1/orgs/{org}/members/{ana_id}");
         call(app, Method::PUT, &path, &bearer, Some(json!({"role": role}))).await
     };
-    // Bob makes Ana a viewer in B. In A, which she created, she is the only admin and must stay one.
+    // Bob invites Ana to B as a viewer and she accepts. In A, which she created, she is the only admin and
+    // must stay one.
     let membership = expect_json(set(b.clone(), "viewer", bob_at.clone()).await, StatusCode::OK).await;
-    assert_eq!(membership["role"], "viewer");
+    assert_eq!((membership["role"].as_str(), membership["status"].as_str()), (Some("viewer"), Some("invited")));
+    assert_eq!(accept(app, &b, &ana_at).await["role"], "viewer");
     expect_error(set(a.clone(), "editor", ana_at.clone()).await, StatusCode::CONFLICT, "last_admin").await;
 
     let mine = expect_json(call(app, Method::GET, "/api/v1/orgs", &ana_at, None).await, StatusCode::OK).await;
@@ -91,6 +99,7 @@ async fn org_admins_manage_only_their_org(app: &TestApp) {
         call(app, Method::PUT, &path(&org, &user), &bearer, Some(json!({"role": role}))).await
     };
     expect_json(set(a.clone(), member_id.into(), at_a.clone(), "editor").await, StatusCode::OK).await;
+    accept(app, &a, &at_m).await;
     // Admin of A has no say in B (and cannot even see it).
     expect_error(set(b.clone(), member_id.into(), at_a.clone(), "editor").await, StatusCode::NOT_FOUND, "not_found")
         .await;
@@ -135,3 +144,71 @@ async fn slugs_are_unique_and_validated(app: &TestApp) {
     }
 }
 on_both!(slugs_are_unique_and_validated);
+
+/// Review finding 11: an org admin could add any user id without their consent and learned their email.
+/// Now the user is invited, the org learns nothing until they accept, and their tokens carry nothing of it.
+async fn org_admins_invite_and_learn_nothing_until_accepted(app: &TestApp) {
+    let (_, owner) = app.new_user().await;
+    let (invitee_email, invitee) = app.new_user().await;
+    let (owner_at, invitee_at) = (token(&owner, "access_token"), token(&invitee, "access_token"));
+    let org = create_org(app, &owner_at, "inviting").await;
+    let invitee_id = invitee["user"]["id"].as_str().unwrap();
+    let member_path = format!("/api/v1/orgs/{org}/members/{invitee_id}");
+
+    let answer = call(app, Method::PUT, &member_path, &owner_at, Some(json!({"role": "editor"}))).await;
+    let text = answer.text().await.unwrap();
+    assert!(!text.contains(&invitee_email), "the invitee's email was disclosed: {text}");
+    let members = expect_json(
+        call(app, Method::GET, &format!("/api/v1/orgs/{org}/members"), &owner_at, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(members.as_array().unwrap().len(), 1, "only the owner is a member: {members}");
+    let fresh = expect_json(app.refresh(&token(&invitee, "refresh_token")).await, StatusCode::OK).await;
+    assert!(claims(&fresh)["orgs"].as_array().is_none_or(Vec::is_empty), "{}", claims(&fresh));
+    expect_error(
+        call(app, Method::GET, &format!("/api/v1/orgs/{org}"), &invitee_at, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let open =
+        expect_json(call(app, Method::GET, "/api/v1/orgs/invitations", &invitee_at, None).await, StatusCode::OK).await;
+    assert_eq!(open[0]["org"]["slug"], "inviting");
+    assert_eq!(open[0]["role"], "editor");
+    // Nobody else can accept it, and the invitee can decline it.
+    expect_error(
+        call(app, Method::POST, &format!("/api/v1/orgs/{org}/invitations/accept"), &owner_at, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let decline =
+        call(app, Method::DELETE, &format!("/api/v1/orgs/{org}/invitations/{invitee_id}"), &invitee_at, None).await;
+    assert_eq!(decline.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        call(app, Method::POST, &format!("/api/v1/orgs/{org}/invitations/accept"), &invitee_at, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // Invited again, accepted: now a member, with the email visible to the org.
+    expect_json(call(app, Method::PUT, &member_path, &owner_at, Some(json!({"role": "editor"}))).await, StatusCode::OK)
+        .await;
+    assert_eq!(accept(app, &org, &invitee_at).await["role"], "editor");
+    let members = expect_json(
+        call(app, Method::GET, &format!("/api/v1/orgs/{org}/members"), &owner_at, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(members.to_string().contains(&invitee_email));
+    let changed = expect_json(
+        call(app, Method::PUT, &member_path, &owner_at, Some(json!({"role": "viewer"}))).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!((changed["status"].as_str(), changed["email"].as_str()), (Some("active"), Some(invitee_email.as_str())));
+}
+on_both!(org_admins_invite_and_learn_nothing_until_accepted);
