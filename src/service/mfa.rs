@@ -227,8 +227,9 @@ impl Services {
     pub async fn mfa_challenge(&self, mfa_token: &str, code: &str, client: &Client) -> Result<IssuedTokens> {
         let hash = random::token_digest(mfa_token);
         let now = clock::now_ms();
-        let challenge = mfa::challenge(self.db.pool(), &hash).await?.filter(|c| !c.spent && now < c.expires_at);
-        let Some(challenge) = challenge else {
+        let live = |c: &mfa::Challenge| !c.spent && now < c.expires_at;
+        // A read first, so that made-up tokens cost no write transaction.
+        let Some(challenge) = mfa::challenge(self.db.pool(), &hash, "").await?.filter(live) else {
             return Err(Error::InvalidToken);
         };
         let user = users::find_by_id(self.db.pool(), challenge.user_id).await?.ok_or(Error::InvalidToken)?;
@@ -239,6 +240,11 @@ impl Services {
             return Err(Error::InactiveUser);
         }
         let mut tx = self.db.begin().await?;
+        // Judged only while still live, read again under the row lock: parallel codes for one token are
+        // judged one after the other, and none after the one that spent it.
+        if mfa::challenge(&mut *tx, &hash, self.db.row_lock()).await?.filter(live).is_none() {
+            return Err(Error::InvalidToken);
+        }
         let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
             let failures = mfa::fail_challenge(&mut tx, &hash, MAX_CHALLENGE_FAILURES, now).await?;
             let event = Event::failure("mfa_challenge_failed", Some(user.id)).with("attempt", failures);

@@ -120,12 +120,14 @@ pub async fn insert_challenge(
     Ok(())
 }
 
-pub async fn challenge<'e>(ex: impl AnyExecutor<'e>, hash: &str) -> Result<Option<Challenge>> {
-    let row: Option<(String, i64, Option<i64>)> =
-        sqlx::query_as("SELECT user_id, expires_at, spent_at FROM mfa_challenges WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(ex)
-            .await?;
+/// `lock` as in `users::active_admins`: inside a transaction, the row stays as read until it ends.
+pub async fn challenge<'e>(ex: impl AnyExecutor<'e>, hash: &str, lock: &str) -> Result<Option<Challenge>> {
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(&format!(
+        "SELECT user_id, expires_at, spent_at FROM mfa_challenges WHERE token_hash = $1 {lock}"
+    ))
+    .bind(hash)
+    .fetch_optional(ex)
+    .await?;
     row.map(|(user_id, expires_at, spent_at)| {
         Ok(Challenge { user_id: parse_id(&user_id)?, expires_at, spent: spent_at.is_some() })
     })

@@ -336,3 +336,31 @@ async fn password_grant_answers_mfa_pending_for_enrolled_users(app: &TestApp) {
     assert!(body.get("access_token").is_none());
 }
 on_both!(password_grant_answers_mfa_pending_for_enrolled_users);
+
+/// Review note on MFA: the challenge was read outside the transaction, so on PostgreSQL parallel wrong
+/// codes for one `mfa_token` could all be judged. At most five are, then the token is spent for all.
+async fn parallel_wrong_codes_are_judged_at_most_five_times(app: &TestApp) {
+    let user = enroll(app).await;
+    let mfa_token = password_step(app, &user.email).await;
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let body = json!({"mfa_token": mfa_token, "code": format!("{:06}", (i * 7919) % 1_000_000)});
+            let request = app.client.post(app.url("/auth/mfa/challenge")).json(&body);
+            tokio::spawn(async move {
+                let r = request.send().await.unwrap();
+                r.json::<Value>().await.unwrap()["error"].as_str().unwrap_or_default().to_string()
+            })
+        })
+        .collect();
+    let mut judged = 0;
+    for r in requests {
+        let error = r.await.unwrap();
+        match error.as_str() {
+            "invalid_code" | "too_many_attempts" => judged += 1,
+            "invalid_token" => {}
+            other => panic!("unexpected answer {other}"),
+        }
+    }
+    assert!(judged <= 5, "{judged} of 20 parallel codes were judged");
+}
+on_both!(parallel_wrong_codes_are_judged_at_most_five_times);
