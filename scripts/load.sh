@@ -5,6 +5,7 @@
 #
 #   scripts/load.sh            # 64 connections, 20 s per run
 #   DURATION=10s CONNECTIONS=32 scripts/load.sh
+#   BINARY=/tmp/latchkey-old scripts/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,25 +16,35 @@ B="http://127.0.0.1:$PORT"
 PASSWORD="correct horse battery staple plume"
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --quiet
+# BINARY=path measures another build (an older one, to compare on the same machine).
+BINARY=${BINARY:-./target/release/latchkey}
+[ "$BINARY" = ./target/release/latchkey ] && cargo build --release --quiet
 work=$(mktemp -d)
 # The per-IP rate limit would refuse all but 60 logins a minute from wrk's one address: off for measuring.
 LATCHKEY_BIND="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$work/load.db" LATCHKEY_KEY_FILE="$work/latchkey.key" \
   LATCHKEY_RATE_LIMIT_PER_MINUTE=0 \
-  RUST_LOG=warn ./target/release/latchkey serve &
+  RUST_LOG=warn "$BINARY" serve &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 50); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.2; done
 
-curl -sf "$B/api/v1/auth/register" -H 'content-type: application/json' \
-  -d "{\"email\":\"load@example.com\",\"password\":\"$PASSWORD\"}" >/dev/null
+# One account per connection: more sign-ins in flight at once for one identifier than the lockout threshold
+# are refused (429 too_many_attempts) without being checked.
+for i in $(seq 0 $((CONNECTIONS - 1))); do
+  curl -sf "$B/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"load$i@example.com\",\"password\":\"$PASSWORD\"}" >/dev/null
+done
 token=$(curl -sf "$B/api/v1/auth/login" -H 'content-type: application/json' \
-  -d "{\"username\":\"load@example.com\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  -d "{\"username\":\"load0@example.com\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
 cat > "$work/login.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"username":"load@example.com","password":"$PASSWORD"}'
+local n = 0
+request = function()
+  n = (n + 1) % $CONNECTIONS
+  return wrk.format(nil, nil, nil, '{"username":"load' .. n .. '@example.com","password":"$PASSWORD"}')
+end
 LUA
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

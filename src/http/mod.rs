@@ -69,7 +69,10 @@ pub fn router(state: AppState) -> Router {
                     let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
                     // The path only: query strings could carry something a client should not have sent.
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
+                })
+                // Not an error line per 5xx: internal errors and an unreachable database are logged where they
+                // happen, and a 503 that sheds load under a flood must stay cheap.
+                .on_failure(()))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
 }

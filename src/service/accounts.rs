@@ -6,6 +6,7 @@ use super::{
     Client, Services,
     audit::{self, Event},
     mfa::LoginOutcome,
+    passwords,
     sessions::IssuedTokens,
 };
 use crate::{
@@ -137,6 +138,10 @@ impl Services {
         device_token: Option<&str>,
         client: &Client,
     ) -> Result<LoginOutcome> {
+        if self.passwords.is_saturated() {
+            // Shed before any database work: under a flood, refusing must stay cheap.
+            return Err(passwords::overloaded());
+        }
         let identifier = LoginIdentifier::parse(identifier);
         let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
         let scope = self.lock_scope(&identifier, user.as_ref(), device_token, clock::now_ms()).await?;

@@ -18,6 +18,9 @@ use crate::{
     store::{Tx, lockouts, mfa, users::UserRecord},
 };
 
+/// No password check takes this long: an attempt counted longer ago than this and never judged is a failure.
+const UNJUDGED_AFTER_MS: i64 = 60_000;
+
 /// SECURITY.md decision 7: this many wrong second-factor codes in a row lock the account.
 pub const MFA_FAILURE_LIMIT: i64 = 10;
 
@@ -52,10 +55,10 @@ impl Services {
         Ok(LockScope { key: identifier.lock_key() })
     }
 
-    /// Counts the attempt before its password is checked (SECURITY.md ★26): refused with 429
-    /// `account_locked` while the scope is locked, and also when `lockout_threshold` attempts are already
-    /// counted, judged or being judged, so that no burst of parallel guesses gets more than the threshold
-    /// judged, on any number of instances.
+    /// Counts the attempt before its password is checked (SECURITY.md ★26), so that no burst of parallel
+    /// guesses gets more than `lockout_threshold` judged, on any number of instances. Refused with 429
+    /// `account_locked` while the scope is locked, and with 429 `too_many_attempts` (`Retry-After: 1`, no
+    /// lock) while the threshold's places are taken by attempts still being judged.
     pub(crate) async fn reserve_attempt(
         &self,
         scope: LockScope,
@@ -67,17 +70,25 @@ impl Services {
         if let Some(until) = lockouts::locked_until(self.db.pool(), &scope.key, now).await? {
             return Err(locked(until - now));
         }
-        let reservation = lockouts::reserve(&mut *self.db.pool().acquire().await?, &scope.key, now).await?;
-        if let Some(until) = reservation.locked_until {
+        let limit = i64::from(self.config.lockout_threshold);
+        let mut conn = self.db.pool().acquire().await?;
+        if let Some(number) = lockouts::reserve(&mut conn, &scope.key, limit, now).await? {
+            return Ok(Attempt { scope, number });
+        }
+        if let Some(until) = lockouts::locked_until(&mut *conn, &scope.key, now).await? {
             return Err(locked(until - now));
         }
-        if reservation.number > i64::from(self.config.lockout_threshold) {
+        // Every place taken and nothing counted for a while: those attempts ended without a verdict (the
+        // process stopped while judging them). They count as the failures they were counted as.
+        let last = lockouts::last_counted(&mut *conn, &scope.key).await?.unwrap_or(now);
+        drop(conn);
+        if now - last > UNJUDGED_AFTER_MS {
             let mut tx = self.db.begin().await?;
             self.lock(&mut tx, &scope.key, user_id, "password_failures", client).await?;
             tx.commit().await?;
             return Err(locked(clock::duration_ms(self.config.lockout)));
         }
-        Ok(Attempt { scope, number: reservation.number })
+        Err(Error::TooManyRequests { code: "too_many_attempts", retry_after: Duration::from_secs(1) })
     }
 
     /// A wrong password: it was counted when reserved; the attempt that takes the last place locks the

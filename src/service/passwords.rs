@@ -4,7 +4,11 @@
 //! answer token-checked requests. The queue is bounded (`hash_queue`): beyond it a login is refused at once
 //! with 503 and `Retry-After` instead of waiting behind a flood.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
+    mpsc,
+};
 
 use anyhow::Context;
 use tokio::sync::oneshot;
@@ -23,6 +27,9 @@ const HASH_THREAD_NICE: i32 = 10;
 
 pub struct Passwords {
     jobs: Mutex<mpsc::SyncSender<Job>>,
+    /// Jobs sent and not yet started.
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
     pub policy: Policy,
 }
 
@@ -44,21 +51,35 @@ impl Passwords {
                 })
                 .context("cannot start the password hashing threads")?;
         }
-        Ok(Self { jobs: Mutex::new(jobs), policy: Policy { min_chars: config.password_min_length } })
+        Ok(Self {
+            jobs: Mutex::new(jobs),
+            waiting: Arc::default(),
+            capacity: config.hash_queue,
+            policy: Policy { min_chars: config.password_min_length },
+        })
+    }
+
+    /// Whether a check sent now would be refused: lets a login shed load before it does any other work.
+    pub fn is_saturated(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) >= self.capacity
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Hasher) -> T + Send + 'static) -> Result<T> {
         let (done, result) = oneshot::channel();
+        let waiting = self.waiting.clone();
         let job: Job = Box::new(move |hasher| {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             let _ = done.send(work(hasher));
         });
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         match self.jobs.lock().unwrap_or_else(|p| p.into_inner()).try_send(job) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
-                metrics::counter!("latchkey_hash_queue_full_total").increment(1);
-                return Err(Error::Unavailable);
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(overloaded());
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
                 return Err(Error::Internal(anyhow::anyhow!("the password hashing threads have stopped")));
             }
         }
@@ -84,6 +105,12 @@ impl Passwords {
         .await?
         .map_err(|e| Error::Internal(e.into()))
     }
+}
+
+/// 503 `unavailable` (with `Retry-After`): more checks are waiting than `hash_queue` allows.
+pub fn overloaded() -> Error {
+    metrics::counter!("latchkey_hash_queue_full_total").increment(1);
+    Error::Unavailable
 }
 
 /// Lowers this thread's priority. Best effort: where it is not allowed, hashing simply runs at normal priority.

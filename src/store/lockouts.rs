@@ -14,31 +14,35 @@ pub async fn locked_until<'e>(ex: impl AnyExecutor<'e>, key: &str, now: i64) -> 
     Ok(row.and_then(|(until,)| until).filter(|until| *until > now))
 }
 
-/// An attempt counted before it is judged.
-pub struct Reservation {
-    /// The attempt's place in the current run of failures (1 for the first).
-    pub number: i64,
-    /// The lock in force when the attempt was counted, if any (Unix ms).
-    pub locked_until: Option<i64>,
-}
-
 /// Counts an attempt as a failure before its password is checked, in one statement, so that attempts made
-/// at the same time (on any instance) each get a number of their own. A lock that has run out starts a
-/// new count.
-pub async fn reserve(conn: &mut AnyConnection, key: &str, now: i64) -> Result<Reservation> {
-    let (number, locked_until): (i64, Option<i64>) = sqlx::query_as(
+/// at the same time (on any instance) each get a place of their own: the attempt's place in the current run
+/// of failures (1 for the first), or `None` when `limit` places are already taken (by failures, or by
+/// attempts still being judged). A lock that has run out starts a new count.
+pub async fn reserve(conn: &mut AnyConnection, key: &str, limit: i64, now: i64) -> Result<Option<i64>> {
+    let number: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO login_lockouts (lock_key, failures, locked_until, updated_at) VALUES ($1, 1, NULL, $2)
          ON CONFLICT (lock_key) DO UPDATE SET
              failures = CASE WHEN login_lockouts.locked_until <= $2 THEN 1 ELSE login_lockouts.failures + 1 END,
              locked_until = CASE WHEN login_lockouts.locked_until <= $2 THEN NULL ELSE login_lockouts.locked_until END,
              updated_at = $2
-         RETURNING failures, locked_until",
+         WHERE login_lockouts.failures < $3 OR login_lockouts.locked_until <= $2
+         RETURNING failures",
     )
     .bind(key)
     .bind(now)
-    .fetch_one(conn)
+    .bind(limit)
+    .fetch_optional(conn)
     .await?;
-    Ok(Reservation { number, locked_until: locked_until.filter(|until| *until > now) })
+    Ok(number.map(|(n,)| n))
+}
+
+/// When the last attempt was counted against `key` (Unix ms).
+pub async fn last_counted<'e>(ex: impl AnyExecutor<'e>, key: &str) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT updated_at FROM login_lockouts WHERE lock_key = $1")
+        .bind(key)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.map(|(at,)| at))
 }
 
 /// Gives back an attempt that was counted but never judged (the server could not check it).
