@@ -81,6 +81,8 @@ pub struct Config {
     pub log_json: bool,
     /// Password checks waiting for a hashing thread beyond this many are refused with 503.
     pub hash_queue: usize,
+    /// The forward-authentication rules file (`LATCHKEY_ACCESS_RULES`).
+    pub access_rules: Option<PathBuf>,
     pub connections: crate::http::serve::ConnectionLimits,
 }
 
@@ -114,6 +116,7 @@ impl Default for Config {
             revocation_poll: Duration::from_millis(500),
             log_json: false,
             hash_queue: 64,
+            access_rules: None,
             connections: crate::http::serve::ConnectionLimits {
                 header_read: Duration::from_secs(10),
                 idle: Duration::from_secs(60),
@@ -153,6 +156,7 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_REVOCATION_POLL_MS",
     "LATCHKEY_LOG_FORMAT",
     "LATCHKEY_HASH_QUEUE",
+    "LATCHKEY_ACCESS_RULES",
     "LATCHKEY_HEADER_READ_TIMEOUT_SECONDS",
     "LATCHKEY_IDLE_TIMEOUT_SECONDS",
     "LATCHKEY_MAX_CONNECTIONS",
@@ -251,6 +255,7 @@ impl Config {
         if let Some(n) = parse("LATCHKEY_HASH_CONCURRENCY")? {
             c.hash_concurrency = (n as usize).max(1);
         }
+        c.access_rules = get("LATCHKEY_ACCESS_RULES").filter(|p| !p.trim().is_empty()).map(PathBuf::from);
         if let Some(n) = parse("LATCHKEY_HASH_QUEUE")? {
             c.hash_queue = usize::try_from(n).context("LATCHKEY_HASH_QUEUE is too large")?.max(1);
         }

@@ -1,13 +1,16 @@
 //! The `latchkey` command: `serve`, `migrate`, and `user create`.
 
-use std::io::BufRead;
+use std::{io::BufRead, path::PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use latchkey::{
     app::Application,
     config::Config,
-    domain::roles::Role,
+    domain::{
+        access_rules::{AccessRules, Subject, Target},
+        roles::Role,
+    },
     http::error::ApiError,
     service::{
         Client, Services,
@@ -44,6 +47,29 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check forward-authentication rules files (LATCHKEY_ACCESS_RULES).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate a rules file: how many rules it has, or the line and the reason it cannot be used.
+    Check { file: PathBuf },
+    /// Which rule decides a request, and why.
+    Explain {
+        file: PathBuf,
+        /// The original URL, e.g. https://app.example.com/admin
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Judge it for this account (email or username; read from the database); else anonymously.
+        #[arg(long)]
+        user: Option<String>,
+        /// With --user: as a session that passed the second factor.
+        #[arg(long)]
+        mfa: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,7 +129,49 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(command) => user_command(config, command).await,
+        Command::Rules(command) => rules_command(config, command).await,
     }
+}
+
+async fn rules_command(config: Config, command: RulesCommand) -> anyhow::Result<()> {
+    let read = |file: &PathBuf| -> anyhow::Result<AccessRules> {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        AccessRules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    };
+    match command {
+        RulesCommand::Check { file } => {
+            let rules = read(&file)?;
+            println!(
+                "{}: valid; rules: {}, default policy: {}",
+                file.display(),
+                rules.rule_count(),
+                rules.default_policy().as_str()
+            );
+        }
+        RulesCommand::Explain { file, url, method, user, mfa } => {
+            let rules = read(&file)?;
+            let uri: axum::http::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
+            let host = uri.host().context("the URL needs a host")?.to_ascii_lowercase();
+            let target = Target { host: &host, path: uri.path(), method: &method };
+            if !rules.names_host(&host) {
+                println!("{host} is not named by any rule: the endpoints refuse it (403)");
+            }
+            let verdict = match user {
+                None => rules.decide(&target, None),
+                Some(user) => {
+                    let services = Services::start(config).await?;
+                    let account = services.find_user(&user).await.map_err(|e| anyhow::anyhow!("{user}: {e}"))?;
+                    let orgs: Vec<(String, Role)> =
+                        services.my_orgs(account.id).await?.into_iter().map(|(org, role)| (org.slug, role)).collect();
+                    rules.decide(&target, Some(&Subject { role: account.role, mfa, orgs: &orgs }))
+                }
+            };
+            let by =
+                verdict.rule_line.map_or_else(|| "the default policy".to_string(), |l| format!("the rule at line {l}"));
+            println!("{:?} by {by} (policy {}): {}", verdict.outcome, verdict.policy.as_str(), verdict.reason);
+        }
+    }
+    Ok(())
 }
 
 async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! Pure logic: no HTTP, no SQL. Everything here is unit-tested without I/O.
 
+pub mod access_rules;
 pub mod backup_codes;
 pub mod client_ip;
 pub mod device_token;

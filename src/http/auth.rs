@@ -179,7 +179,7 @@ pub struct ChangePasswordRequest {
         (status = 409, description = "`email_taken` or `username_taken`", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "`validation_failed` or `weak_password`, with details", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or too many password checks waiting (`Retry-After`)", body = ErrorBody),
     ))]
 async fn register(
     State(app): State<AppState>,
@@ -202,7 +202,8 @@ async fn register(
         (status = 401, description = "`invalid_credentials`: unknown user or wrong password, one answer", body = ErrorBody),
         (status = 403, description = "`inactive_user`, after a correct password", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "`account_locked` (with `Retry-After`); `too_many_attempts` (`Retry-After: 1`): as many sign-ins for this identifier as the lockout threshold are being checked; `rate_limited`", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or too many password checks waiting (`Retry-After`)", body = ErrorBody),
     ))]
 async fn login(
     State(app): State<AppState>,

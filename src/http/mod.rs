@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod error;
 pub mod extract;
 pub mod headers;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(admin::router())
         .merge(orgs::router())
+        .merge(authz::router())
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 

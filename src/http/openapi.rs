@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, error, extract, mfa, ops, orgs, sessions};
+use super::{admin, audit, auth, authz, error, extract, mfa, ops, orgs, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use super::{admin, audit, auth, error, extract, mfa, ops, orgs, sessions};
         admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
         orgs::create, orgs::list, orgs::show, orgs::members, orgs::set_member, orgs::remove_member,
         orgs::invitations, orgs::accept_invitation, orgs::remove_invitation,
+        authz::forward_auth, authz::auth_request,
         ops::healthz, ops::readyz, ops::jwks,
     ),
     components(schemas(error::ErrorBody, error::FieldDetail, extract::LoginRequest, extract::PasswordGrant)),
@@ -29,6 +30,7 @@ use super::{admin, audit, auth, error, extract, mfa, ops, orgs, sessions};
         (name = "sessions", description = "The caller's sessions and security log"),
         (name = "admin", description = "Administration: accounts and the audit log (role admin)"),
         (name = "orgs", description = "Organisations and their members"),
+        (name = "authz", description = "Forward authentication for reverse proxies"),
         (name = "operations", description = "Health, readiness, keys"),
     )
 )]

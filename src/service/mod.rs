@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod authorization;
+pub mod forward_auth;
 pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
@@ -24,7 +25,8 @@ use anyhow::Context;
 use crate::{
     config::Config,
     domain::{
-        backup_codes::CodeHasher, device_token::DeviceTokens, pre_session::PreSessions, seal::Sealer, tokens::KeyRing,
+        access_rules::AccessRules, backup_codes::CodeHasher, device_token::DeviceTokens, pre_session::PreSessions,
+        seal::Sealer, tokens::KeyRing,
     },
     store::Db,
 };
@@ -50,6 +52,7 @@ pub struct Services {
     pub revocations: Arc<revocation::Revocations>,
     pub verified_tokens: token_cache::VerifiedTokens,
     pub rate_limiter: rate_limit::RateLimiter,
+    pub access_rules: AccessRules,
 }
 
 impl Services {
@@ -68,6 +71,7 @@ impl Services {
         let rate_limiter = rate_limit::RateLimiter::new(config.rate_limit_per_minute, config.redis_url.as_deref())?;
         let revocations = Arc::new(revocation::Revocations::new(&config));
         revocations.sync(&db).await.context("cannot read revoked sessions")?;
+        let access_rules = load_access_rules(&config)?;
         Ok(Arc::new(Self {
             config,
             db,
@@ -80,8 +84,20 @@ impl Services {
             revocations,
             verified_tokens: Default::default(),
             rate_limiter,
+            access_rules,
         }))
     }
+}
+
+/// `LATCHKEY_ACCESS_RULES`, or without it: a signed-in user for every request to the issuer's host.
+fn load_access_rules(config: &Config) -> anyhow::Result<AccessRules> {
+    let Some(path) = &config.access_rules else {
+        let issuer_host = config.issuer.split("://").nth(1).unwrap_or_default().split([':', '/']).next();
+        return Ok(AccessRules::signed_in_on(&[issuer_host.unwrap_or_default().to_string()]));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("LATCHKEY_ACCESS_RULES: cannot read {}", path.display()))?;
+    AccessRules::parse(&text).map_err(|e| anyhow::anyhow!("LATCHKEY_ACCESS_RULES {}: {e}", path.display()))
 }
 
 /// Runs `job` every `period` until the runtime shuts down; a failed run is logged and the next one tries again.

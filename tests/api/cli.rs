@@ -115,3 +115,40 @@ async fn operators_manage_accounts_from_the_command_line() {
     assert!(!unknown.status.success());
     app.finish().await;
 }
+
+/// `latchkey rules check` validates a rules file; `rules explain` says which rule decides, for an account.
+#[tokio::test]
+async fn rules_check_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "default_policy = \"deny\"\n\n[[rules]]\nhosts = [\"*.example.com\"]\npaths = [\"/admin\"]\npolicy = \"mfa\"\nroles = [\"admin\"]\n",
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    let out = latchkey(dir.path(), &["rules", "check", rules], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid; rules: 1, default policy: deny"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[rules]]\nhosts = [\"a.example.com:8080\"]\npolicy = \"bypass\"\n").unwrap();
+    let out = latchkey(dir.path(), &["rules", "check", bad.to_str().unwrap()], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: \"a.example.com:8080\" is not a host name"));
+
+    let created = latchkey(
+        dir.path(),
+        &["user", "create", "--email", "boss@example.com", "--role", "admin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["rules", "explain", rules, "https://app.example.com/admin/users"];
+        args.extend_from_slice(extra);
+        String::from_utf8_lossy(&latchkey(dir.path(), &args, "").stdout).into_owned()
+    };
+    assert!(explain(&[]).starts_with("SignIn by the rule at line 3 (policy mfa)"), "{}", explain(&[]));
+    assert!(explain(&["--user", "boss@example.com"]).starts_with("StepUp by the rule at line 3"));
+    assert!(explain(&["--user", "boss@example.com", "--mfa"]).starts_with("Allow by the rule at line 3"));
+}

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod errors;
+mod forward_auth;
 mod lockout;
 mod login;
 mod mfa;
