@@ -15,6 +15,7 @@ mod login;
 mod mfa;
 mod ops;
 mod orgs;
+mod proxies;
 mod rate_limit;
 mod register;
 mod resilience;
