@@ -160,20 +160,7 @@ async fn bearer_tokens_pass_with_the_remote_headers(app: &TestApp) {
 on_both!(bearer_tokens_pass_with_the_remote_headers, with_rules);
 
 async fn the_web_session_cookie_passes_until_sign_out(app: &TestApp) {
-    app.register("cookie-fwd@example.com", PASSWORD).await;
-    let browser =
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let page = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
-    let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
-    let form = [("csrf", csrf.as_str()), ("username", "cookie-fwd@example.com"), ("password", PASSWORD)];
-    let signed_in = browser.post(app.url("/login")).form(&form).send().await.unwrap();
-    let cookie = signed_in
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("latchkey_session="))
-        .expect("a session cookie");
+    let (browser, cookie) = app.signed_in_browser("cookie-fwd@example.com").await;
     let r = forward(app, "https://app.example.com/", Some(("cookie", &cookie))).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(remote(&r, "remote-email"), "cookie-fwd@example.com");

@@ -162,6 +162,26 @@ impl TestApp {
         (email, pair)
     }
 
+    /// Registers `email` and signs in through the pages: the browser (with its cookie store) and the session
+    /// cookie as `name=value`, for sending by hand (as a reverse proxy passes it on).
+    pub async fn signed_in_browser(&self, email: &str) -> (reqwest::Client, String) {
+        assert_eq!(self.register(email, PASSWORD).await.status(), StatusCode::CREATED);
+        let browser =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let page = browser.get(self.url("/login")).send().await.unwrap().text().await.unwrap();
+        let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+        let form = [("csrf", csrf.as_str()), ("username", email), ("password", PASSWORD)];
+        let signed_in = browser.post(self.url("/login")).form(&form).send().await.unwrap();
+        let cookie = signed_in
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|c| c.starts_with("latchkey_session="))
+            .expect("a session cookie");
+        (browser, cookie)
+    }
+
     /// Stops the server and, on PostgreSQL, drops the test's database.
     pub async fn finish(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -8,7 +8,7 @@ use axum::{Json, Router, http::HeaderMap, routing::get};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, expect_json, spawn, token};
+use crate::helpers::{Backend, PASSWORD, expect_json, spawn, token};
 
 const RULES: &str = r#"
 [[rules]]
@@ -138,7 +138,7 @@ async fn nginx_auth_request_protects_an_app() {
     assert_eq!(location, format!("http://localhost:8080/login?next=http%3A%2F%2Fapp%2Etest%2Freports%3Fx%3D1"));
 
     // Signed in (the browser's session cookie, as a shared cookie domain would send it).
-    let cookie = sign_in(&app, "proxied@example.com").await;
+    let (_, cookie) = app.signed_in_browser("proxied@example.com").await;
     let r = through("/reports", "app.test", Some(&cookie), true).await.unwrap();
     let seen: Value = expect_json(r, StatusCode::OK).await;
     assert_eq!(seen, json!({"user": "proxied@example.com", "email": "proxied@example.com", "groups": "viewer"}));
@@ -153,22 +153,4 @@ async fn nginx_auth_request_protects_an_app() {
     assert_eq!(logout_all.status(), StatusCode::NO_CONTENT);
     assert_eq!(through("/reports", "app.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FOUND);
     app.finish().await;
-}
-
-/// Registers and signs in through the pages; returns the session cookie (`name=value`).
-async fn sign_in(app: &TestApp, email: &str) -> String {
-    assert_eq!(app.register(email, PASSWORD).await.status(), StatusCode::CREATED);
-    let browser =
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let page = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
-    let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
-    let form = [("csrf", csrf.as_str()), ("username", email), ("password", PASSWORD)];
-    let signed_in = browser.post(app.url("/login")).form(&form).send().await.unwrap();
-    signed_in
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("latchkey_session="))
-        .expect("a session cookie")
 }
