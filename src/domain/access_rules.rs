@@ -263,7 +263,7 @@ impl AccessRules {
     pub fn decide(&self, target: &Target<'_>, subject: Option<&Subject<'_>>) -> Verdict {
         let rule = self.rules.iter().find(|rule| {
             rule.hosts.iter().any(|h| h.matches(target.host))
-                && (rule.paths.is_empty() || rule.paths.iter().any(|p| target.path.starts_with(p.as_str())))
+                && (rule.paths.is_empty() || rule.paths.iter().any(|p| path_matches(p, target.path)))
                 && (rule.methods.is_empty() || rule.methods.iter().any(|m| m.eq_ignore_ascii_case(target.method)))
         });
         let (policy, roles, orgs, rule_line) = match rule {
@@ -285,6 +285,35 @@ impl AccessRules {
             (_, Some(_)) => verdict(Outcome::Allow, "signed in as the rule requires"),
         }
     }
+}
+
+/// The path as the application will resolve it: percent-decoded, empty and `.` segments dropped, `..`
+/// applied. `None` for what has no single reading (an encoded `/` or `\`, invalid UTF-8, a `..` above the
+/// root): the proxy's question is refused rather than judged against the wrong rule.
+pub fn normalize_path(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || raw.contains('\\') {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop()?;
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/') && !segments.is_empty();
+    Some(format!("/{}{}", segments.join("/"), if trailing { "/" } else { "" }))
+}
+
+/// `/admin` covers `/admin` and `/admin/...`, not `/administrator`; a rule path ending in `/` covers what
+/// is below it.
+fn path_matches(rule: &str, path: &str) -> bool {
+    path.strip_prefix(rule).is_some_and(|rest| rest.is_empty() || rule.ends_with('/') || rest.starts_with('/'))
 }
 
 fn member_of(subject: &Subject<'_>, requirement: &OrgRequirement) -> bool {
@@ -365,7 +394,8 @@ policy = "signed_in"
         assert_eq!(ask("a.example.com", "/admin", "GET", Some(&admin)).0, StepUp);
         assert_eq!(ask("a.b.example.com", "/admin/users", "GET", Some(&admin_mfa)).0, Allow);
         assert_eq!(ask("a.example.com", "/admin", "GET", Some(&editor)).0, Forbidden);
-        assert_eq!(ask("a.example.com", "/administrators", "GET", Some(&editor)).0, Forbidden, "a prefix");
+        assert_eq!(ask("a.example.com", "/admin/", "GET", Some(&editor)).0, Forbidden);
+        assert_eq!(ask("a.example.com", "/administrators", "GET", Some(&editor)), (Allow, Some(20)), "not /admin");
         assert_eq!(ask("a.example.com", "/", "GET", Some(&editor)).0, Allow);
     }
 
@@ -381,6 +411,26 @@ policy = "signed_in"
         assert_eq!(ask("wiki.example.com", "/", "POST", Some(&who(&docs_viewer))).0, Allow);
         // GET is not among the rule's methods: the next rule decides.
         assert_eq!(ask("wiki.example.com", "/", "GET", Some(&who(&acme_viewer))), (Allow, Some(20)));
+    }
+
+    #[test]
+    fn paths_are_judged_as_the_application_resolves_them() {
+        let table = [
+            ("/admin", Some("/admin")),
+            ("//admin//users", Some("/admin/users")),
+            ("/x/../admin", Some("/admin")),
+            ("/./admin/", Some("/admin/")),
+            ("/%61dmin", Some("/admin")),
+            ("/", Some("/")),
+            ("/a%2Fb", None),
+            ("/a%5cb", None),
+            ("/a\\b", None),
+            ("/../admin", None),
+            ("/%ff", None),
+        ];
+        for (raw, expected) in table {
+            assert_eq!(normalize_path(raw).as_deref(), expected, "{raw}");
+        }
     }
 
     #[test]

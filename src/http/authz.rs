@@ -15,7 +15,7 @@ use axum::{
 use super::error::{ApiError, ErrorBody};
 use crate::{
     app::AppState,
-    domain::access_rules::Target,
+    domain::access_rules::{self, Target},
     error::Error,
     service::forward_auth::{Answer, Credential},
     web::session::{CookieNames, read_cookie},
@@ -35,10 +35,20 @@ struct Original {
 }
 
 impl Original {
+    /// `None` for anything but `host[:port]` as the authority (a Host header such as `app.example.com?` or
+    /// `user@host` would shift what follows into another part of the URL, and the rules would judge another
+    /// path than the application serves) and a path that cannot be judged as the application will see it.
     fn new(method: &str, scheme: &str, authority: &str, path_and_query: &str) -> Option<Self> {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+        if !matches!(scheme, "http" | "https") || authority.is_empty() || !authority.chars().all(plain) {
+            return None;
+        }
+        if !path_and_query.starts_with('/') {
+            return None;
+        }
         let uri: Uri = format!("{scheme}://{authority}{path_and_query}").parse().ok()?;
         let host = uri.host()?.trim_end_matches('.').to_ascii_lowercase();
-        let path = uri.path().to_string();
+        let path = access_rules::normalize_path(uri.path())?;
         Some(Self { method: method.to_ascii_uppercase(), url: uri.to_string(), host, path })
     }
 }
@@ -110,8 +120,8 @@ async fn decide(
         return ApiError::from(Error::Forbidden).into_response();
     }
     let Some(original) = original else {
-        return ApiError::from(Error::BadRequest("The proxy did not say which request it asks about.".into()))
-            .into_response();
+        let unclear = "The proxy did not say which request it asks about, or not in a form that can be judged.";
+        return ApiError::from(Error::BadRequest(unclear.into())).into_response();
     };
     let bearer = header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
     let names = CookieNames::for_state(app);

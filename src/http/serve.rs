@@ -77,10 +77,18 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        // A request's task holds the connection's place too: a client that sends and hangs up at once
+        // cannot pile up work beyond the cap.
+        let permit = Arc::new(permit);
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(remote));
-            let handled = tokio::spawn(router.clone().oneshot(request));
+            let (router, permit) = (router.clone(), permit.clone());
+            let handled = tokio::spawn(async move {
+                let response = router.oneshot(request).await;
+                drop(permit);
+                response
+            });
             async move {
                 Ok::<_, std::convert::Infallible>(match handled.await {
                     Ok(Ok(response)) => response,
@@ -94,10 +102,7 @@ pub async fn serve(
         });
         let connection =
             graceful.watch(http.serve_connection(TokioIo::new(IdleTimeout::new(stream, limits.idle)), service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+        tokio::spawn(connection);
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {

@@ -164,9 +164,9 @@ impl Services {
                 }
                 let mut tx = self.db.begin().await?;
                 audit::record(&mut tx, client, event).await?;
-                self.count_failure(&mut tx, &attempt, user_id, client).await?;
+                let locked_meanwhile = self.count_failure(&mut tx, &attempt, user_id, client).await?;
                 tx.commit().await?;
-                return Err(Error::InvalidCredentials);
+                return Err(locked_meanwhile.unwrap_or(Error::InvalidCredentials));
             }
         };
         if !user.is_active {
@@ -175,7 +175,8 @@ impl Services {
             self.record_alone(client, event).await?;
             return Err(Error::InactiveUser);
         }
-        let upgraded = if rehash { Some(self.passwords.hash(password).await?) } else { None };
+        // A hash upgrade that cannot run now (a full queue) waits for the next login; the sign-in goes on.
+        let upgraded = if rehash { self.passwords.hash(password).await.ok() } else { None };
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         self.clear_failures(&mut tx, &attempt).await?;

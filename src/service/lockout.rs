@@ -92,18 +92,22 @@ impl Services {
     }
 
     /// A wrong password: it was counted when reserved; the attempt that takes the last place locks the
-    /// scope (audited once).
+    /// scope (audited once). Returns the lock to answer with when another attempt locked the scope while
+    /// this one was judged: then a wrong password gets the same 429 as a right one would, and the answer
+    /// does not tell which it was.
     pub(crate) async fn count_failure(
         &self,
         tx: &mut Tx,
         attempt: &Attempt,
         user_id: Option<Uuid>,
         client: &Client,
-    ) -> Result<()> {
+    ) -> Result<Option<Error>> {
         if attempt.number >= i64::from(self.config.lockout_threshold) {
             self.lock(tx, &attempt.scope.key, user_id, "password_failures", client).await?;
+            return Ok(None);
         }
-        Ok(())
+        let now = clock::now_ms();
+        Ok(lockouts::locked_until(&mut **tx, &attempt.scope.key, now).await?.map(|until| locked(until - now)))
     }
 
     /// An attempt that was never judged as right or wrong (the server could not check it) does not count.

@@ -16,8 +16,8 @@ pub async fn locked_until<'e>(ex: impl AnyExecutor<'e>, key: &str, now: i64) -> 
 
 /// Counts an attempt as a failure before its password is checked, in one statement, so that attempts made
 /// at the same time (on any instance) each get a place of their own: the attempt's place in the current run
-/// of failures (1 for the first), or `None` when `limit` places are already taken (by failures, or by
-/// attempts still being judged). A lock that has run out starts a new count.
+/// of failures (1 for the first), or `None` while the key is locked or `limit` places are already taken (by
+/// failures, or by attempts still being judged). A lock that has run out starts a new count.
 pub async fn reserve(conn: &mut AnyConnection, key: &str, limit: i64, now: i64) -> Result<Option<i64>> {
     let number: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO login_lockouts (lock_key, failures, locked_until, updated_at) VALUES ($1, 1, NULL, $2)
@@ -25,7 +25,8 @@ pub async fn reserve(conn: &mut AnyConnection, key: &str, limit: i64, now: i64) 
              failures = CASE WHEN login_lockouts.locked_until <= $2 THEN 1 ELSE login_lockouts.failures + 1 END,
              locked_until = CASE WHEN login_lockouts.locked_until <= $2 THEN NULL ELSE login_lockouts.locked_until END,
              updated_at = $2
-         WHERE login_lockouts.failures < $3 OR login_lockouts.locked_until <= $2
+         WHERE (login_lockouts.locked_until IS NULL AND login_lockouts.failures < $3)
+            OR login_lockouts.locked_until <= $2
          RETURNING failures",
     )
     .bind(key)

@@ -97,9 +97,13 @@ async fn anonymous_requests_are_sent_to_sign_in_or_refused(app: &TestApp) {
     let r = forward(app, "https://evil.test/", None).await;
     assert!(location(&r).is_empty());
     expect_error(r, StatusCode::FORBIDDEN, "forbidden").await;
-    // The proxy must say which request it asks about.
+    // The proxy must say which request it asks about, in a form that has one reading: a Host that would
+    // move the path into the query or the user part, or a path with an encoded slash, is refused.
     let r = app.client.get(app.url("/api/v1/authz/forward-auth")).send().await.unwrap();
     expect_error(r, StatusCode::BAD_REQUEST, "bad_request").await;
+    for url in ["https://app.example.com?/admin", "https://u@app.example.com/", "https://app.example.com/a%2Fb"] {
+        expect_error(forward(app, url, None).await, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
 }
 on_both!(anonymous_requests_are_sent_to_sign_in_or_refused, with_rules);
 
