@@ -1,6 +1,7 @@
-//! Forward authentication end to end through a real nginx (`auth_request`), in front of an upstream that
-//! echoes the identity headers it receives. Skipped, with a notice, where nginx is not installed
-//! (`.ci/run` installs it).
+//! Forward authentication end to end through a real nginx (`auth_request`) and a real Caddy
+//! (`forward_auth`), each in front of an upstream that echoes the identity headers it receives. Each is
+//! skipped, with a notice, where its proxy is not installed (`.ci/run` installs both). nginx runs as one
+//! process (`master_process off`), so that killing it leaves no worker behind.
 
 use std::{path::Path, process::Stdio, time::Duration};
 
@@ -8,7 +9,7 @@ use axum::{Json, Router, http::HeaderMap, routing::get};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, expect_json, spawn, token};
+use crate::helpers::{Backend, PASSWORD, TestApp, expect_json, spawn, token};
 
 const RULES: &str = r#"
 [[rules]]
@@ -77,29 +78,42 @@ async fn echo_upstream() -> u16 {
     port
 }
 
-/// One process (`master_process off`), so that killing it leaves no worker behind.
-struct Nginx(std::process::Child);
+/// A proxy process, killed with the test.
+struct Proxy(std::process::Child);
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_auth_request_protects_an_app() {
-    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()) else {
-        eprintln!("skipped nginx_auth_request_protects_an_app: nginx is not installed (apt-get install nginx-light)");
-        return;
-    };
+fn installed(candidates: &[&'static str]) -> Option<&'static str> {
+    candidates.iter().copied().find(|p| Path::new(p).exists())
+}
+
+/// Latchkey with the rules above, and the echoing upstream.
+async fn app_and_upstream() -> (TestApp, u16, tempfile::NamedTempFile) {
     let rules = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(rules.path(), RULES).unwrap();
     let rules_path = rules.path().to_path_buf();
     let app = spawn(Backend::Sqlite, move |c| c.access_rules = Some(rules_path)).await.unwrap();
-    let upstream = echo_upstream().await;
+    (app, echo_upstream().await, rules)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request_protects_an_app() {
+    let Some(nginx) = installed(&["/usr/sbin/nginx", "/usr/bin/nginx"]) else {
+        eprintln!("skipped nginx_auth_request_protects_an_app: nginx is not installed (apt-get install nginx-light)");
+        return;
+    };
+    let (app, upstream, _rules) = app_and_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = free_port();
     let conf = dir.path().join("nginx.conf");
     std::fs::write(&conf, nginx_config(dir.path(), listen, &app.base, upstream)).unwrap();
     let child = std::process::Command::new(nginx)
@@ -108,7 +122,58 @@ async fn nginx_auth_request_protects_an_app() {
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx starts");
-    let _nginx = Nginx(child);
+    let _nginx = Proxy(child);
+    protects(&app, listen).await;
+    app.finish().await;
+}
+
+/// Caddy's `forward_auth`, as the README shows it.
+fn caddy_config(listen: u16, latchkey: &str, upstream: u16) -> String {
+    let latchkey = latchkey.trim_start_matches("http://");
+    format!(
+        r#"{{
+    admin off
+    auto_https off
+}}
+http://:{listen} {{
+    bind 127.0.0.1
+    forward_auth {latchkey} {{
+        uri /api/v1/authz/forward-auth
+        copy_headers Remote-User Remote-Email Remote-Groups
+    }}
+    reverse_proxy 127.0.0.1:{upstream}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_forward_auth_protects_an_app() {
+    let Some(caddy) = installed(&["/usr/bin/caddy", "/usr/local/bin/caddy"]) else {
+        eprintln!("skipped caddy_forward_auth_protects_an_app: caddy is not installed (apt-get install caddy)");
+        return;
+    };
+    let (app, upstream, _rules) = app_and_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let conf = dir.path().join("Caddyfile");
+    std::fs::write(&conf, caddy_config(listen, &app.base, upstream)).unwrap();
+    let child = std::process::Command::new(caddy)
+        .args(["run", "--adapter", "caddyfile", "--config", conf.to_str().unwrap()])
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("caddy starts");
+    let _caddy = Proxy(child);
+    protects(&app, listen).await;
+    app.finish().await;
+}
+
+/// What every proxy in front of the echoing upstream must do, asked through the proxy at `listen`.
+async fn protects(app: &TestApp, listen: u16) {
     let proxy = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let through = |path: &str, host: &str, cookie: Option<&str>, forged: bool| {
         let mut r = proxy.get(format!("http://127.0.0.1:{listen}{path}")).header(header::HOST, host);
@@ -121,36 +186,35 @@ async fn nginx_auth_request_protects_an_app() {
         r.send()
     };
     let mut up = false;
-    for _ in 0..100 {
+    for _ in 0..200 {
         if through("/", "app.test", None, false).await.is_ok() {
             up = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-    assert!(up, "nginx did not start: {log}");
+    assert!(up, "the proxy did not start");
 
     // Not signed in: sent to sign-in, with the way back; a forged identity does not get through.
     let r = through("/reports?x=1", "app.test", None, true).await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
     let location = r.headers()[header::LOCATION].to_str().unwrap().to_string();
-    assert_eq!(location, format!("http://localhost:8080/login?next=http%3A%2F%2Fapp%2Etest%2Freports%3Fx%3D1"));
+    assert_eq!(location, "http://localhost:8080/login?next=http%3A%2F%2Fapp%2Etest%2Freports%3Fx%3D1");
 
     // Signed in (the browser's session cookie, as a shared cookie domain would send it).
-    let (_, cookie) = app.signed_in_browser("proxied@example.com").await;
+    let (_, cookie) = app.signed_in_browser(&format!("proxied-{listen}@example.com")).await;
     let r = through("/reports", "app.test", Some(&cookie), true).await.unwrap();
     let seen: Value = expect_json(r, StatusCode::OK).await;
-    assert_eq!(seen, json!({"user": "proxied@example.com", "email": "proxied@example.com", "groups": "viewer"}));
+    let email = format!("proxied-{listen}@example.com");
+    assert_eq!(seen, json!({"user": email, "email": email, "groups": "viewer"}));
     // A role rule.
     assert_eq!(through("/admin", "app.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FORBIDDEN);
     // A host the rules do not name.
     assert_eq!(through("/", "evil.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FORBIDDEN);
 
     // Signed out: the next proxied request goes to sign-in again.
-    let pair = expect_json(app.login("proxied@example.com", PASSWORD).await, StatusCode::OK).await;
+    let pair = expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await;
     let logout_all = app.post_bearer("/auth/logout-all", &token(&pair, "access_token")).await;
     assert_eq!(logout_all.status(), StatusCode::NO_CONTENT);
     assert_eq!(through("/reports", "app.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FOUND);
-    app.finish().await;
 }
