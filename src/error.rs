@@ -50,6 +50,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// 429 `too_many_attempts` with `Retry-After: 1`: more attempts at once than a limit allows.
+    pub fn too_many_attempts() -> Self {
+        Self::TooManyRequests { code: "too_many_attempts", retry_after: Duration::from_secs(1) }
+    }
+
     pub fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError { field, message: message.into() }])
     }

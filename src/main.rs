@@ -161,8 +161,7 @@ async fn rules_command(config: Config, command: RulesCommand) -> anyhow::Result<
                 Some(user) => {
                     let services = Services::start(config).await?;
                     let account = services.find_user(&user).await.map_err(|e| anyhow::anyhow!("{user}: {e}"))?;
-                    let orgs: Vec<(String, Role)> =
-                        services.my_orgs(account.id).await?.into_iter().map(|(org, role)| (org.slug, role)).collect();
+                    let orgs = services.org_roles_by_slug(account.id).await?;
                     rules.decide(&target, Some(&Subject { role: account.role, mfa, orgs: &orgs }))
                 }
             };

@@ -5,9 +5,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// Whether `ip` is one of the configured proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
+    if !is_trusted(peer, trusted) {
         return peer;
     }
     let mut client = peer;
@@ -15,7 +19,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -
         // A malformed hop ends the chain: nothing left of it can be trusted to be what it says.
         let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
         client = ip;
-        if !is_trusted(&ip) {
+        if !is_trusted(ip, trusted) {
             break;
         }
     }

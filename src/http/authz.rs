@@ -12,10 +12,16 @@ use axum::{
     routing::any,
 };
 
-use super::error::{ApiError, ErrorBody};
+use super::{
+    error::{ApiError, ErrorBody},
+    extract::bearer_token,
+};
 use crate::{
     app::AppState,
-    domain::access_rules::{self, Target},
+    domain::{
+        access_rules::{self, Target},
+        client_ip,
+    },
     error::Error,
     service::forward_auth::{Answer, Credential},
     web::session::{CookieNames, read_cookie},
@@ -116,16 +122,15 @@ async fn decide(
 ) -> Response {
     // With trusted proxies configured, only they may say what the original request was.
     let trusted = &app.config.trusted_proxies;
-    if !trusted.is_empty() && !trusted.iter().any(|net| net.contains(&peer.ip())) {
+    if !trusted.is_empty() && !client_ip::is_trusted(peer.ip(), trusted) {
         return ApiError::from(Error::Forbidden).into_response();
     }
     let Some(original) = original else {
         let unclear = "The proxy did not say which request it asks about, or not in a form that can be judged.";
         return ApiError::from(Error::BadRequest(unclear.into())).into_response();
     };
-    let bearer = header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
     let names = CookieNames::for_state(app);
-    let credential = match (bearer, read_cookie(headers, names.session)) {
+    let credential = match (bearer_token(headers), read_cookie(headers, names.session)) {
         (Some(token), _) => Credential::Bearer(token),
         (None, Some(cookie)) => Credential::Cookie(cookie),
         (None, None) => Credential::None,

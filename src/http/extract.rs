@@ -65,16 +65,23 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or(Error::MissingToken)?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(Error::InvalidToken)?;
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(Error::MissingToken.into());
+        }
+        let token = bearer_token(&parts.headers).ok_or(Error::InvalidToken)?;
         Ok(Self(state.authenticate(token)?))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case), if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 /// A permission a handler requires, named as a type so that the requirement is in the handler's signature.

@@ -8,7 +8,7 @@ use super::{Services, web::BrowserState};
 use crate::{
     domain::access_rules::{Outcome, Subject, Target},
     error::{Error, Result},
-    store::{orgs, users::UserRecord},
+    store::users::UserRecord,
 };
 
 /// How the request the proxy asks about proves who sent it.
@@ -60,11 +60,7 @@ impl Services {
         if !user.is_active {
             return Err(Error::InvalidToken);
         }
-        let memberships: Vec<(String, crate::domain::roles::Role)> = orgs::of_user(self.db.pool(), user.id, 1000)
-            .await?
-            .into_iter()
-            .map(|(org, role)| (org.slug, role))
-            .collect();
+        let memberships = self.org_roles_by_slug(user.id).await?;
         let subject = Subject { role: user.role, mfa, orgs: &memberships };
         let (answer, allowed) = self.answer(target, Some(&subject));
         Ok(if allowed { Answer::Allow(Some(identity(&user, &memberships))) } else { answer })

@@ -88,7 +88,7 @@ impl Services {
             tx.commit().await?;
             return Err(locked(clock::duration_ms(self.config.lockout)));
         }
-        Err(Error::TooManyRequests { code: "too_many_attempts", retry_after: Duration::from_secs(1) })
+        Err(Error::too_many_attempts())
     }
 
     /// A wrong password: it was counted when reserved; the attempt that takes the last place locks the

@@ -252,7 +252,7 @@ impl Services {
             self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
             return Err(if failures >= MAX_CHALLENGE_FAILURES {
-                Error::TooManyRequests { code: "too_many_attempts", retry_after: std::time::Duration::from_secs(1) }
+                Error::too_many_attempts()
             } else {
                 Error::InvalidCode { at_login: true }
             });

@@ -95,6 +95,11 @@ impl Services {
         orgs::of_user(self.db.pool(), user_id, MAX_LISTED).await
     }
 
+    /// The user's memberships as access rules name them: (slug, role).
+    pub async fn org_roles_by_slug(&self, user_id: Uuid) -> Result<Vec<(String, Role)>> {
+        Ok(self.my_orgs(user_id).await?.into_iter().map(|(org, role)| (org.slug, role)).collect())
+    }
+
     /// The organisation if the caller may see it; 404 otherwise, whether or not it exists.
     async fn standing(&self, auth: &AccessClaims, org_id: Uuid) -> Result<(OrgRecord, Standing)> {
         let org = orgs::find(self.db.pool(), org_id).await?.ok_or(Error::NotFound)?;
