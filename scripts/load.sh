@@ -6,12 +6,14 @@
 #   scripts/load.sh            # 64 connections, 20 s per run
 #   DURATION=10s CONNECTIONS=32 scripts/load.sh
 #   BINARY=/tmp/latchkey-old scripts/load.sh
+#   RUNS="healthz forward" scripts/load.sh    # some of: me login flood healthz forward
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18080}
+RUNS=${RUNS:-me login flood healthz forward}
 B="http://127.0.0.1:$PORT"
 PASSWORD="correct horse battery staple plume"
 
@@ -47,18 +49,46 @@ request = function()
 end
 LUA
 
+# A browser's web session, for forward authentication: the sign-in form with its pre-session cookie.
+curl -sf -c "$work/jar" "$B/login" >"$work/login.html"
+csrf=$(sed -nE 's/.*name="csrf" value="([^"]+)".*/\1/p' "$work/login.html" | head -1)
+curl -sf -b "$work/jar" -c "$work/jar" -o /dev/null "$B/login" \
+  --data-urlencode "csrf=$csrf" --data-urlencode "username=load0@example.com" --data-urlencode "password=$PASSWORD"
+session=$(awk '$6 == "latchkey_session" { print $7 }' "$work/jar")
+
+run() { [[ " $RUNS " == *" $1 "* ]]; }
+
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "== GET /api/v1/auth/me, $CONNECTIONS connections, $DURATION"
-wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
+if run me; then
+  echo "== GET /api/v1/auth/me, $CONNECTIONS connections, $DURATION"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
+fi
 
-echo "== POST /api/v1/auth/login (correct password), $CONNECTIONS connections, $DURATION"
-wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/login.lua" "$B/api/v1/auth/login"
+if run login; then
+  echo "== POST /api/v1/auth/login (correct password), $CONNECTIONS connections, $DURATION"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/login.lua" "$B/api/v1/auth/login"
+fi
 
-echo "== GET /api/v1/auth/me at 64 connections while 64 connections flood POST /auth/login"
-wrk -t1 -c64 -d"$DURATION" -s "$work/login.lua" "$B/api/v1/auth/login" >"$work/flood.txt" &
-flood=$!
-sleep 2
-wrk -t1 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
-wait $flood
-echo "-- the login flood meanwhile:"
-cat "$work/flood.txt"
+if run flood; then
+  echo "== GET /api/v1/auth/me at 64 connections while 64 connections flood POST /auth/login"
+  wrk -t1 -c64 -d"$DURATION" -s "$work/login.lua" "$B/api/v1/auth/login" >"$work/flood.txt" &
+  flood=$!
+  sleep 2
+  wrk -t1 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$B/api/v1/auth/me"
+  wait $flood
+  echo "-- the login flood meanwhile:"
+  cat "$work/flood.txt"
+fi
+
+if run healthz; then
+  echo "== GET /healthz (the floor forward auth is compared with), $CONNECTIONS connections, $DURATION"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$B/healthz"
+fi
+
+if run forward; then
+  echo "== GET /api/v1/authz/auth-request with a web session cookie, as nginx asks, $CONNECTIONS connections, $DURATION"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: latchkey_session=$session" \
+    -H "X-Original-URL: http://localhost:$PORT/app/page" -H "X-Original-Method: GET" "$B/api/v1/authz/auth-request"
+  echo "-- answers: $(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: latchkey_session=$session" \
+    -H "X-Original-URL: http://localhost:$PORT/app/page" "$B/api/v1/authz/auth-request") (200 = allowed as load0)"
+fi

@@ -83,6 +83,8 @@ pub struct Config {
     pub hash_queue: usize,
     /// The forward-authentication rules file (`LATCHKEY_ACCESS_RULES`).
     pub access_rules: Option<PathBuf>,
+    /// `LATCHKEY_COOKIE_DOMAIN`, lower case: the web session cookie is shared with its subdomains.
+    pub cookie_domain: Option<String>,
     pub connections: crate::http::serve::ConnectionLimits,
 }
 
@@ -117,6 +119,7 @@ impl Default for Config {
             log_json: false,
             hash_queue: 64,
             access_rules: None,
+            cookie_domain: None,
             connections: crate::http::serve::ConnectionLimits {
                 header_read: Duration::from_secs(10),
                 idle: Duration::from_secs(60),
@@ -157,6 +160,7 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_LOG_FORMAT",
     "LATCHKEY_HASH_QUEUE",
     "LATCHKEY_ACCESS_RULES",
+    "LATCHKEY_COOKIE_DOMAIN",
     "LATCHKEY_HEADER_READ_TIMEOUT_SECONDS",
     "LATCHKEY_IDLE_TIMEOUT_SECONDS",
     "LATCHKEY_MAX_CONNECTIONS",
@@ -256,6 +260,9 @@ impl Config {
             c.hash_concurrency = (n as usize).max(1);
         }
         c.access_rules = get("LATCHKEY_ACCESS_RULES").filter(|p| !p.trim().is_empty()).map(PathBuf::from);
+        c.cookie_domain = get("LATCHKEY_COOKIE_DOMAIN")
+            .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty());
         if let Some(n) = parse("LATCHKEY_HASH_QUEUE")? {
             c.hash_queue = usize::try_from(n).context("LATCHKEY_HASH_QUEUE is too large")?.max(1);
         }
@@ -291,11 +298,28 @@ impl Config {
         Ok(c)
     }
 
+    /// The host of `issuer`, lower case, without port.
+    pub fn issuer_host(&self) -> String {
+        let uri: Option<axum::http::Uri> = self.issuer.parse().ok();
+        uri.and_then(|u| u.host().map(str::to_ascii_lowercase)).unwrap_or_default()
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
         if self.access_ttl > self.refresh_ttl {
             bail!("LATCHKEY_ACCESS_TTL_SECONDS must not exceed LATCHKEY_REFRESH_TTL_SECONDS");
+        }
+        if let Some(domain) = &self.cookie_domain {
+            let host = self.issuer_host();
+            let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+            let covers = host == *domain || host.strip_suffix(domain.as_str()).is_some_and(|s| s.ends_with('.'));
+            if !domain.chars().all(plain) || !covers {
+                bail!(
+                    "LATCHKEY_COOKIE_DOMAIN must be the issuer's host or a domain above it (browsers refuse any \
+                     other), got {domain:?} for the issuer host {host:?}"
+                );
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod password;
 pub mod pre_session;
 pub mod random;
 pub mod rate_window;
+pub mod return_to;
 pub mod roles;
 pub mod seal;
 pub mod tokens;

@@ -156,21 +156,26 @@ async fn decide(
             response
         }
         Ok(Answer::SignIn) => {
-            let issuer = app.config.issuer.trim_end_matches('/');
-            // On the issuer's own host the sign-in page can send the browser back by path.
-            let back = match original.url.strip_prefix(issuer) {
-                Some(path) if path.starts_with('/') => path,
-                _ => original.url.as_str(),
-            };
-            let next = percent_encoding::utf8_percent_encode(back, percent_encoding::NON_ALPHANUMERIC);
-            let login = format!("{issuer}/login?next={next}");
-            let mut response = ApiError::new(sign_in_status, "sign_in_required", "Sign in first.").into_response();
-            if let Ok(location) = HeaderValue::from_str(&login) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
+            to_page(app, "/login", &original.url, sign_in_status, "sign_in_required", "Sign in first.")
+        }
+        Ok(Answer::StepUp) => {
+            let why = "This application wants a second factor.";
+            to_page(app, "/login/mfa", &original.url, sign_in_status, "mfa_required", why)
         }
         Ok(Answer::Forbidden) => ApiError::from(Error::Forbidden).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// The sign-in (or second-factor) page, with the original URL to come back to.
+fn to_page(app: &AppState, page: &str, back: &str, status: StatusCode, code: &'static str, message: &str) -> Response {
+    let issuer = app.config.issuer.trim_end_matches('/');
+    // On the issuer's own host the page can send the browser back by path.
+    let back = back.strip_prefix(issuer).filter(|path| path.starts_with('/')).unwrap_or(back);
+    let next = percent_encoding::utf8_percent_encode(back, percent_encoding::NON_ALPHANUMERIC);
+    let mut response = ApiError::new(status, code, message).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("{issuer}{page}?next={next}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }

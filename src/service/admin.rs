@@ -105,9 +105,8 @@ impl Services {
     pub async fn admin_unlock(&self, actor: Actor, id: Uuid, client: &Client) -> Result<()> {
         let mut tx = self.db.begin().await?;
         let user = self.locked_target(&mut tx, id).await?;
-        lockouts::clear(&mut tx, &LoginIdentifier::Email(user.email.clone()).lock_key()).await?;
-        if let Some(name) = &user.username {
-            lockouts::clear(&mut tx, &LoginIdentifier::Username(name.clone()).lock_key()).await?;
+        for identifier in super::lockout::identifiers_of(&user) {
+            lockouts::clear(&mut tx, &identifier.lock_key()).await?;
         }
         lockouts::reset_mfa_failures(&mut tx, id).await?;
         audit::record(&mut tx, client, Event::success("user_unlocked", id).with("by", actor.name())).await?;

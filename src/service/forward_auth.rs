@@ -1,15 +1,31 @@
 //! Forward authentication: a reverse proxy asks, for each request to an application behind it, whether to
 //! let it through and as whom. The rules decide (`domain::access_rules`); this finds who is asking, from
 //! the web session cookie or a Bearer access token.
+//!
+//! A proxy asks on every request, so who a cookie or a user is gets remembered for a few seconds
+//! (`Remembered`): a hit costs no database read. What must take effect at once is not remembered: every
+//! hit checks the revocation set, which every instance refreshes twice a second, and sign-out, logout-all,
+//! deactivation and role changes all end sessions. A membership change is seen at once on the instance
+//! that made it and within `REMEMBER_MS` on the others.
+
+use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Services, web::BrowserState};
+use super::{Services, cache::Expiring, web::BrowserState};
 use crate::{
-    domain::access_rules::{Outcome, Subject, Target},
+    clock,
+    domain::{
+        access_rules::{Outcome, Subject, Target},
+        random,
+        roles::Role,
+    },
     error::{Error, Result},
     store::users::UserRecord,
 };
+
+/// How long who a session or user is may be answered from memory.
+const REMEMBER_MS: i64 = 10_000;
 
 /// How the request the proxy asks about proves who sent it.
 pub enum Credential<'a> {
@@ -19,6 +35,7 @@ pub enum Credential<'a> {
 }
 
 /// Who the application gets, in the `Remote-*` headers.
+#[derive(Clone)]
 pub struct Identity {
     pub user_id: Uuid,
     /// The username, else the email.
@@ -32,7 +49,38 @@ pub enum Answer {
     Allow(Option<Identity>),
     /// To the sign-in page, and back to the original URL afterwards.
     SignIn,
+    /// Signed in, but the rule wants a second factor this session has not given: to the second-factor
+    /// page, and back.
+    StepUp,
     Forbidden,
+}
+
+/// A user as the rules judge them.
+struct KnownUser {
+    role: Role,
+    memberships: Vec<(String, Role)>,
+    identity: Identity,
+}
+
+#[derive(Clone, Copy)]
+struct KnownSession {
+    session_id: Uuid,
+    user_id: Uuid,
+    mfa: bool,
+}
+
+/// Signed-in web sessions by the digest of their cookie, and users by id.
+#[derive(Default)]
+pub struct Remembered {
+    sessions: Expiring<String, KnownSession>,
+    users: Expiring<Uuid, Arc<KnownUser>>,
+}
+
+impl Remembered {
+    /// After a change of organisation memberships (rare next to the questions): everyone is read again.
+    pub fn forget_users(&self) {
+        self.users.clear();
+    }
 }
 
 impl Services {
@@ -46,51 +94,80 @@ impl Services {
             // A bad Bearer token is the program's mistake: 401, never a redirect.
             Credential::Bearer(token) => {
                 let claims = self.authenticate(token)?;
-                Some((self.user(claims.sub).await?, claims.mfa))
+                Some((self.known_user(claims.sub).await?, claims.mfa))
             }
-            Credential::Cookie(cookie) => match self.web_session(cookie).await?.map(|s| s.state) {
-                Some(BrowserState::SignedIn { user, claims }) => Some((*user, claims.mfa)),
-                _ => None,
+            Credential::Cookie(cookie) => match self.known_session(cookie).await? {
+                Some(session) => Some((self.known_user(session.user_id).await?, session.mfa)),
+                None => None,
             },
             Credential::None => None,
         };
         let Some((user, mfa)) = signed_in else {
-            return Ok(self.answer(target, None).0);
+            return Ok(self.answer(target, None));
         };
-        if !user.is_active {
-            return Err(Error::InvalidToken);
-        }
-        let memberships = self.org_roles_by_slug(user.id).await?;
-        let subject = Subject { role: user.role, mfa, orgs: &memberships };
-        let (answer, allowed) = self.answer(target, Some(&subject));
-        Ok(if allowed { Answer::Allow(Some(identity(&user, &memberships))) } else { answer })
+        let subject = Subject { role: user.role, mfa, orgs: &user.memberships };
+        Ok(match self.answer(target, Some(&subject)) {
+            Answer::Allow(_) => Answer::Allow(Some(user.identity.clone())),
+            other => other,
+        })
     }
 
     /// The rules' verdict as an answer (an allowed request's identity is the caller's to add), counted by
     /// policy and outcome.
-    fn answer(&self, target: &Target<'_>, subject: Option<&Subject<'_>>) -> (Answer, bool) {
+    fn answer(&self, target: &Target<'_>, subject: Option<&Subject<'_>>) -> Answer {
         let verdict = self.access_rules.decide(target, subject);
-        let (answer, outcome, allowed) = match verdict.outcome {
-            Outcome::Allow => (Answer::Allow(None), "allowed", true),
-            Outcome::SignIn => (Answer::SignIn, "sign_in", false),
-            // A second factor on top of a signed-in session needs a step-up page that does not exist yet:
-            // refused rather than sent round a sign-in that would not ask for it.
-            Outcome::StepUp => (Answer::Forbidden, "step_up_refused", false),
-            Outcome::Forbidden => (Answer::Forbidden, "forbidden", false),
+        let (answer, outcome) = match verdict.outcome {
+            Outcome::Allow => (Answer::Allow(None), "allowed"),
+            Outcome::SignIn => (Answer::SignIn, "sign_in"),
+            Outcome::StepUp => (Answer::StepUp, "step_up"),
+            Outcome::Forbidden => (Answer::Forbidden, "forbidden"),
         };
         metrics::counter!("latchkey_forward_auth_total", "policy" => verdict.policy.as_str(), "outcome" => outcome)
             .increment(1);
-        (answer, allowed)
+        answer
     }
-}
 
-fn identity(user: &UserRecord, memberships: &[(String, crate::domain::roles::Role)]) -> Identity {
-    let mut groups = vec![user.role.as_str().to_string()];
-    groups.extend(memberships.iter().map(|(slug, role)| format!("org:{slug}:{}", role.as_str())));
-    Identity {
-        user_id: user.id,
-        name: user.username.clone().unwrap_or_else(|| user.email.clone()),
-        email: user.email.clone(),
-        groups,
+    /// The signed-in session the cookie names, remembered for a while; never one that has been revoked.
+    async fn known_session(&self, cookie: &str) -> Result<Option<KnownSession>> {
+        let now = clock::now_ms();
+        let digest = random::token_digest(cookie);
+        if let Some(session) = self.remembered.sessions.get(&digest, now) {
+            return Ok((!self.revocations.is_revoked(session.session_id)).then_some(session));
+        }
+        let Some(BrowserState::SignedIn { user, claims }) = self.web_session(cookie).await?.map(|s| s.state) else {
+            return Ok(None);
+        };
+        let session = KnownSession { session_id: claims.sid, user_id: user.id, mfa: claims.mfa };
+        let until = (now + REMEMBER_MS).min(claims.exp * 1000);
+        self.remembered.sessions.insert(digest, session, until, now);
+        Ok(Some(session))
+    }
+
+    /// The active user a verified token names, remembered for a while.
+    async fn known_user(&self, id: Uuid) -> Result<Arc<KnownUser>> {
+        let now = clock::now_ms();
+        if let Some(user) = self.remembered.users.get(&id, now) {
+            return Ok(user);
+        }
+        let user = self.user(id).await?;
+        if !user.is_active {
+            return Err(Error::InvalidToken);
+        }
+        let user = Arc::new(self.judged(&user).await?);
+        self.remembered.users.insert(id, Arc::clone(&user), now + REMEMBER_MS, now);
+        Ok(user)
+    }
+
+    async fn judged(&self, user: &UserRecord) -> Result<KnownUser> {
+        let memberships = self.org_roles_by_slug(user.id).await?;
+        let mut groups = vec![user.role.as_str().to_string()];
+        groups.extend(memberships.iter().map(|(slug, role)| format!("org:{slug}:{}", role.as_str())));
+        let identity = Identity {
+            user_id: user.id,
+            name: user.username.clone().unwrap_or_else(|| user.email.clone()),
+            email: user.email.clone(),
+            groups,
+        };
+        Ok(KnownUser { role: user.role, memberships, identity })
     }
 }

@@ -146,6 +146,17 @@ impl Services {
         Ok(())
     }
 
+    /// 429 `account_locked` while any identifier of the account is locked.
+    pub(crate) async fn refuse_if_locked(&self, user: &UserRecord) -> Result<()> {
+        let now = clock::now_ms();
+        for identifier in identifiers_of(user) {
+            if let Some(until) = lockouts::locked_until(self.db.pool(), &identifier.lock_key(), now).await? {
+                return Err(locked(until - now));
+            }
+        }
+        Ok(())
+    }
+
     /// Counts a wrong second-factor code against the account; the tenth in a row locks every identifier of
     /// the account like password failures do, and spends its open challenges.
     pub(crate) async fn count_mfa_failure(&self, tx: &mut Tx, user: &UserRecord, client: &Client) -> Result<()> {
@@ -154,13 +165,18 @@ impl Services {
         }
         lockouts::reset_mfa_failures(tx, user.id).await?;
         mfa::spend_open_challenges(tx, user.id, clock::now_ms()).await?;
-        let mut identifiers = vec![LoginIdentifier::Email(user.email.clone())];
-        identifiers.extend(user.username.clone().map(LoginIdentifier::Username));
-        for identifier in identifiers {
+        for identifier in identifiers_of(user) {
             self.lock(tx, &identifier.lock_key(), Some(user.id), "mfa_failures", client).await?;
         }
         Ok(())
     }
+}
+
+/// Every name the account signs in with.
+pub(super) fn identifiers_of(user: &UserRecord) -> Vec<LoginIdentifier> {
+    let mut identifiers = vec![LoginIdentifier::Email(user.email.clone())];
+    identifiers.extend(user.username.clone().map(LoginIdentifier::Username));
+    identifiers
 }
 
 fn locked(remaining_ms: i64) -> Error {

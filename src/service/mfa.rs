@@ -214,6 +214,43 @@ impl Services {
         if user.mfa_enabled && !auth.mfa { Err(Error::MfaRequired) } else { Ok(()) }
     }
 
+    /// A second factor for a signed-in session that has not given one (a forward-auth rule wants it): the
+    /// session is replaced by one that has. Wrong codes count towards the account's lock as at sign-in, and
+    /// a locked account cannot step up.
+    pub async fn mfa_step_up(&self, auth: &AccessClaims, code: &str, client: &Client) -> Result<IssuedTokens> {
+        let user = self.user(auth.sub).await?;
+        if !user.is_active {
+            return Err(Error::InvalidToken);
+        }
+        if !user.mfa_enabled {
+            return Err(not_enabled());
+        }
+        self.refuse_if_locked(&user).await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
+            audit::record(&mut tx, client, Event::failure("mfa_step_up_failed", Some(user.id))).await?;
+            self.count_mfa_failure(&mut tx, &user, client).await?;
+            tx.commit().await?;
+            return Err(Error::InvalidCode { at_login: true });
+        };
+        // Only one step-up per session: a parallel one that ended it first wins, and this code is given back.
+        if !sessions::revoke(&mut tx, auth.sid, user.id, now, "stepped_up").await? {
+            return Err(Error::InvalidToken);
+        }
+        lockouts::reset_mfa_failures(&mut tx, user.id).await?;
+        let mut amr: Vec<&str> = auth.amr.iter().map(String::as_str).collect();
+        amr.push(factor.amr());
+        let tokens = self.open_session(&mut tx, &user, &amr, client).await?;
+        let event = Event::success("mfa_step_up", user.id)
+            .with("method", factor.amr())
+            .with("replaced_session", auth.sid.to_string());
+        audit::record(&mut tx, client, event).await?;
+        tx.commit().await?;
+        self.revocations.add([auth.sid], now);
+        Ok(tokens)
+    }
+
     /// After a correct password for an enrolled user: a single-use `mfa_token` for `/auth/mfa/challenge`.
     pub(crate) async fn open_challenge(&self, tx: &mut Tx, user: &UserRecord) -> Result<LoginOutcome> {
         let now = clock::now_ms();

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod authorization;
+pub mod cache;
 pub mod forward_auth;
 pub mod housekeeping;
 pub mod keys;
@@ -15,7 +16,6 @@ pub mod passwords;
 pub mod rate_limit;
 pub mod revocation;
 pub mod sessions;
-pub mod token_cache;
 pub mod web;
 
 use std::sync::Arc;
@@ -50,9 +50,10 @@ pub struct Services {
     pub devices: DeviceTokens,
     pub pre_sessions: PreSessions,
     pub revocations: Arc<revocation::Revocations>,
-    pub verified_tokens: token_cache::VerifiedTokens,
+    pub verified_tokens: cache::VerifiedTokens,
     pub rate_limiter: rate_limit::RateLimiter,
     pub access_rules: AccessRules,
+    pub remembered: forward_auth::Remembered,
 }
 
 impl Services {
@@ -85,6 +86,7 @@ impl Services {
             verified_tokens: Default::default(),
             rate_limiter,
             access_rules,
+            remembered: Default::default(),
         }))
     }
 }
@@ -92,8 +94,7 @@ impl Services {
 /// `LATCHKEY_ACCESS_RULES`, or without it: a signed-in user for every request to the issuer's host.
 fn load_access_rules(config: &Config) -> anyhow::Result<AccessRules> {
     let Some(path) = &config.access_rules else {
-        let issuer_host = config.issuer.split("://").nth(1).unwrap_or_default().split([':', '/']).next();
-        return Ok(AccessRules::signed_in_on(&[issuer_host.unwrap_or_default().to_string()]));
+        return Ok(AccessRules::signed_in_on(&[config.issuer_host()]));
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("LATCHKEY_ACCESS_RULES: cannot read {}", path.display()))?;

@@ -83,6 +83,7 @@ impl Services {
             Event::success("org_created", auth.sub).with("org_id", org.id.to_string()).with("slug", org.slug.clone());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
+        self.remembered.forget_users();
         Ok(org)
     }
 
@@ -167,6 +168,7 @@ impl Services {
             .with("by", auth.sub.to_string());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
+        self.remembered.forget_users();
         Ok(if invite {
             Membership::Invited { user_id, role }
         } else {
@@ -194,6 +196,7 @@ impl Services {
             .with("role", role.as_str());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
+        self.remembered.forget_users();
         Ok((org, role))
     }
 
@@ -244,6 +247,7 @@ impl Services {
             .with("by", auth.sub.to_string());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
+        self.remembered.forget_users();
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Client, Services, accounts::NewAccount, mfa::LoginOutcome, sessions::IssuedTokens};
 use crate::{
     clock,
-    domain::{pre_session::PreSessions, random, tokens::AccessClaims},
+    domain::{pre_session::PreSessions, random, return_to::Destinations, tokens::AccessClaims},
     error::{Error, Result},
     store::{
         sessions,
@@ -87,6 +87,17 @@ impl Services {
         Ok(Some(BrowserSession { token_hash: row.token_hash, csrf: row.csrf, state }))
     }
 
+    /// Where a finished sign-in goes: `next` when it may be followed (`domain::return_to`), else the
+    /// account page.
+    pub fn web_return_to(&self, next: Option<&str>) -> String {
+        let destinations = Destinations {
+            issuer: &self.config.issuer,
+            cookie_domain: self.config.cookie_domain.as_deref(),
+            protects: |host: &str| self.access_rules.names_host(host),
+        };
+        next.and_then(|next| destinations.check(next)).unwrap_or_else(|| "/account".into())
+    }
+
     /// A pre-session for the sign-in forms: its cookie value and CSRF token. Nothing is stored.
     pub fn web_pre_session(&self) -> (String, String) {
         self.pre_sessions.issue(clock::now_ms() / 1000)
@@ -156,6 +167,15 @@ impl Services {
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("a pending sign-in does not open")))?;
         let mfa_token = String::from_utf8_lossy(&mfa_token).into_owned();
         let tokens = self.mfa_challenge(&mfa_token, code, client).await?;
+        self.web_signed_in(current, tokens).await
+    }
+
+    /// The second factor for a session signed in with a password only (see `mfa_step_up`).
+    pub async fn web_step_up(&self, current: &BrowserSession, code: &str, client: &Client) -> Result<Step> {
+        let BrowserState::SignedIn { claims, .. } = &current.state else {
+            return Err(Error::InvalidToken);
+        };
+        let tokens = self.mfa_step_up(claims, code, client).await?;
         self.web_signed_in(current, tokens).await
     }
 

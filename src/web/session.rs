@@ -16,26 +16,37 @@ use crate::{
 };
 
 /// SECURITY.md decision 2: `__Host-` names and `Secure` when the deployment is https; on plain-http
-/// development setups (an `http://` issuer) both are dropped, or browsers would refuse the cookies.
-pub struct CookieNames {
+/// development setups (an `http://` issuer) both are dropped, or browsers would refuse the cookies. With
+/// `LATCHKEY_COOKIE_DOMAIN` the session cookie is sent to that domain's subdomains too (the applications
+/// behind forward authentication): it then has `Domain`, which `__Host-` forbids, so `__Secure-` instead.
+pub struct CookieNames<'a> {
     pub session: &'static str,
     pub device: &'static str,
     secure: bool,
+    shared_with: Option<&'a str>,
 }
 
-impl CookieNames {
-    pub fn for_state(app: &AppState) -> Self {
-        if app.config.issuer.starts_with("https://") {
-            Self { session: "__Host-latchkey_session", device: "__Host-latchkey_device", secure: true }
-        } else {
-            Self { session: "latchkey_session", device: "latchkey_device", secure: false }
-        }
+impl<'a> CookieNames<'a> {
+    pub fn for_state(app: &'a AppState) -> Self {
+        let secure = app.config.issuer.starts_with("https://");
+        let shared_with = app.config.cookie_domain.as_deref();
+        let session = match (secure, shared_with.is_some()) {
+            (true, false) => "__Host-latchkey_session",
+            (true, true) => "__Secure-latchkey_session",
+            (false, _) => "latchkey_session",
+        };
+        let device = if secure { "__Host-latchkey_device" } else { "latchkey_device" };
+        Self { session, device, secure, shared_with }
     }
 
-    /// Every cookie comes from here: HttpOnly, SameSite=Lax, Path=/, no Domain.
+    /// Every cookie comes from here: HttpOnly, SameSite=Lax, Path=/, no Domain but the shared session's.
     pub fn set(&self, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
-        let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
+        let domain = match self.shared_with {
+            Some(domain) if name == self.session => format!("; Domain={domain}"),
+            _ => String::new(),
+        };
+        let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}{domain}");
         HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 }

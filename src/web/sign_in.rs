@@ -8,10 +8,11 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::{
-    pages::render,
+    pages::{ErrorPage, render},
     session::{Browser, CookieNames, PageError, check_csrf, read_cookie},
 };
 use crate::{
@@ -44,15 +45,8 @@ pub struct Next {
 }
 
 impl Next {
-    /// SECURITY.md A.11: only same-site relative paths; anything else goes to the account page.
-    fn target(&self) -> String {
-        let next = self.next.as_deref().unwrap_or_default();
-        let same_site = next.starts_with('/')
-            && !next.starts_with("//")
-            && !next.starts_with("/\\")
-            && !next.contains('\\')
-            && !next.chars().any(char::is_control);
-        if same_site { next.to_string() } else { "/account".into() }
+    fn target(&self, app: &AppState) -> String {
+        app.web_return_to(self.next.as_deref())
     }
 }
 
@@ -96,7 +90,7 @@ async fn login_page(
 ) -> Result<Response, PageError> {
     if let Some(Browser(s)) = &browser {
         match s.state {
-            BrowserState::SignedIn { .. } => return Ok(Redirect::to(&next.target()).into_response()),
+            BrowserState::SignedIn { .. } => return Ok(Redirect::to(&next.target(&app)).into_response()),
             BrowserState::SecondFactorOwed { .. } | BrowserState::Anonymous => {}
         }
     }
@@ -140,12 +134,9 @@ async fn login_submit(
     check_csrf(&session, &form.csrf)?;
     let device = read_cookie(&headers, CookieNames::for_state(&app).device);
     match app.web_sign_in(&session, &form.username, &form.password, device, &client).await {
-        Ok(step) if step.signed_in => Ok(stepped(&app, step, &next.target())),
+        Ok(step) if step.signed_in => Ok(stepped(&app, step, &next.target(&app))),
         Ok(step) => {
-            let to = format!(
-                "/login/mfa?next={}",
-                percent_encoding::utf8_percent_encode(&next.target(), percent_encoding::NON_ALPHANUMERIC)
-            );
+            let to = format!("/login/mfa?next={}", utf8_percent_encode(&next.target(&app), NON_ALPHANUMERIC));
             Ok(stepped(&app, step, &to))
         }
         Err(e) => {
@@ -166,16 +157,47 @@ async fn login_submit(
 struct MfaPage {
     csrf: String,
     next: String,
+    /// A signed-in session giving the second factor an application asks for, not a sign-in finishing.
+    step_up: bool,
     error: Option<String>,
 }
 
-async fn mfa_page(browser: Option<Browser>, Query(next): Query<Next>) -> Response {
-    match browser {
-        Some(Browser(s)) if matches!(s.state, BrowserState::SecondFactorOwed { .. }) => {
-            render(StatusCode::OK, &MfaPage { csrf: s.csrf, next: next.next.unwrap_or_default(), error: None })
+/// Back to the sign-in page, keeping where it was going.
+fn sign_in_again(next: &Next) -> Response {
+    let to = match &next.next {
+        Some(next) => format!("/login?next={}", utf8_percent_encode(next, NON_ALPHANUMERIC)),
+        None => "/login".into(),
+    };
+    Redirect::to(&to).into_response()
+}
+
+/// `/login/mfa` finishes a sign-in that owes its second factor, and steps up a signed-in session that
+/// has not given one when an application's rule wants it.
+async fn mfa_page(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    Query(next): Query<Next>,
+) -> Result<Response, PageError> {
+    let Some(Browser(session)) = browser else { return Ok(sign_in_again(&next)) };
+    let step_up = match &session.state {
+        BrowserState::SecondFactorOwed { .. } => false,
+        BrowserState::SignedIn { claims, .. } if claims.mfa => {
+            return Ok(Redirect::to(&next.target(&app)).into_response());
         }
-        _ => Redirect::to("/login").into_response(),
-    }
+        BrowserState::SignedIn { user, .. } if !user.mfa_enabled => {
+            return Ok(ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "Two-factor authentication needed",
+                "This application asks for a second factor. Turn on two-factor authentication on your account \
+                 page, then open the application again.",
+            )
+            .into_response());
+        }
+        BrowserState::SignedIn { .. } => true,
+        BrowserState::Anonymous => return Ok(sign_in_again(&next)),
+    };
+    let page = MfaPage { csrf: session.csrf, next: next.next.unwrap_or_default(), step_up, error: None };
+    Ok(render(StatusCode::OK, &page))
 }
 
 #[derive(Deserialize)]
@@ -194,14 +216,21 @@ async fn mfa_submit(
 ) -> Result<Response, PageError> {
     let session = session_of(browser)?;
     check_csrf(&session, &form.csrf)?;
-    match app.web_second_factor(&session, &form.code, &client).await {
-        Ok(step) => Ok(stepped(&app, step, &next.target())),
+    let step_up = matches!(session.state, BrowserState::SignedIn { .. });
+    let result = if step_up {
+        app.web_step_up(&session, &form.code, &client).await
+    } else {
+        app.web_second_factor(&session, &form.code, &client).await
+    };
+    match result {
+        Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
         // A spent or expired sign-in starts over.
-        Err(Error::InvalidToken) | Err(Error::TooManyRequests { .. }) => Ok(Redirect::to("/login").into_response()),
+        Err(Error::InvalidToken) => Ok(sign_in_again(&next)),
+        Err(Error::TooManyRequests { .. }) if !step_up => Ok(sign_in_again(&next)),
         Err(e) => {
             let api = ApiError::from(e);
-            let page =
-                MfaPage { csrf: session.csrf, next: next.next.unwrap_or_default(), error: Some(api.body.message) };
+            let next = next.next.unwrap_or_default();
+            let page = MfaPage { csrf: session.csrf, next, step_up, error: Some(api.body.message) };
             Ok(render(api.status, &page))
         }
     }

@@ -4,7 +4,7 @@ use reqwest::{StatusCode, header};
 use serde_json::json;
 
 use crate::{
-    helpers::{PASSWORD, TestApp, expect_error, expect_json, token},
+    helpers::{PASSWORD, TestApp, csrf_of, expect_error, expect_json, token},
     on_both,
 };
 
@@ -28,6 +28,11 @@ roles = ["admin"]
 hosts = ["team.example.com"]
 policy = "signed_in"
 orgs = ["acme:editor"]
+
+[[rules]]
+hosts = ["localhost"]
+paths = ["/secure"]
+policy = "mfa"
 
 [[rules]]
 hosts = ["*.example.com", "localhost"]
@@ -168,19 +173,127 @@ async fn the_web_session_cookie_passes_until_sign_out(app: &TestApp) {
     let r = forward(app, "https://app.example.com/", Some(("cookie", &cookie))).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(remote(&r, "remote-email"), "cookie-fwd@example.com");
-    // A password-only session does not pass an mfa rule (and there is no step-up page yet).
+    // An mfa rule that also wants a role the user lacks: refused, not stepped up.
     assert_eq!(
         forward(app, "https://admin.example.com/", Some(("cookie", &cookie))).await.status(),
         StatusCode::FORBIDDEN
     );
 
+    // The answer above came from memory; signing out still takes effect on the very next question.
     let account = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
-    let csrf = account.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
-    browser.post(app.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    browser.post(app.url("/logout")).form(&[("csrf", csrf_of(&account))]).send().await.unwrap();
     let r = forward(app, "https://app.example.com/", Some(("cookie", &cookie))).await;
     assert_eq!(r.status(), StatusCode::FOUND, "signed out: back to sign-in");
 }
 on_both!(the_web_session_cookie_passes_until_sign_out, with_rules);
+
+fn new_session_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("latchkey_session=") && c.len() > "latchkey_session=".len())
+        .expect("a new session cookie")
+}
+
+/// A `mfa` rule sends a password-only session to the second-factor page, and back to the application.
+async fn step_up_gives_the_second_factor_and_comes_back(app: &TestApp) {
+    let (browser, cookie) = app.signed_in_browser("step-up@example.com").await;
+    let url = "http://localhost:8080/secure/report?id=7";
+    let r = auth_request(app, url, Some(("cookie", &cookie))).await;
+    assert_eq!(location(&r), "http://localhost:8080/login/mfa?next=%2Fsecure%2Freport%3Fid%3D7");
+    expect_error(r, StatusCode::UNAUTHORIZED, "mfa_required").await;
+    let r = forward(app, url, Some(("cookie", &cookie))).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let step_up_page = app.url("/login/mfa?next=%2Fsecure%2Freport%3Fid%3D7");
+
+    // No second factor to give: the page says how to get one.
+    let r = browser.get(&step_up_page).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("Turn on two-factor authentication"));
+
+    // Enrolled from this very session, which stays password-only: still stepped up.
+    let (mut authenticator, _) = app.enable_mfa_in_browser(&browser).await;
+    assert_eq!(auth_request(app, url, Some(("cookie", &cookie))).await.status(), StatusCode::UNAUTHORIZED);
+    let page = browser.get(&step_up_page).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("asks for a second factor"));
+    let wrong = browser.post(&step_up_page).form(&[("csrf", csrf_of(&page)), ("code", "000000".into())]);
+    let wrong = wrong.send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("asks for a second factor"), "the form again, with the error");
+
+    let code = authenticator.next_code().await;
+    let r = browser.post(&step_up_page).form(&[("csrf", csrf_of(&page)), ("code", code)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/secure/report?id=7");
+    let stepped_up = new_session_cookie(&r);
+    let r = auth_request(app, url, Some(("cookie", &stepped_up))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(remote(&r, "remote-email"), "step-up@example.com");
+    // The password-only session was replaced, not kept beside the new one.
+    let r = auth_request(app, url, Some(("cookie", &cookie))).await;
+    assert!(location(&r).contains("/login?next="), "{}", location(&r));
+    // Already stepped up: the page sends straight back.
+    let r = browser.get(&step_up_page).send().await.unwrap();
+    assert_eq!(location(&r), "/secure/report?id=7");
+}
+on_both!(step_up_gives_the_second_factor_and_comes_back, with_rules);
+
+/// `LATCHKEY_COOKIE_DOMAIN`: the session cookie goes to the subdomains, and sign-in returns to the
+/// applications the rules name there, to no other host.
+async fn a_shared_cookie_domain_returns_to_the_protected_apps(app: &TestApp) {
+    let r = app.client.get(app.url("/login")).send().await.unwrap();
+    let set_cookie = r.headers().get(header::SET_COOKIE).unwrap().to_str().unwrap().to_string();
+    assert!(set_cookie.starts_with("latchkey_session=") && set_cookie.contains("; Domain=example.com"), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "a plain-http issuer: no Secure, no prefix");
+
+    // The test's client is on 127.0.0.1, where a cookie store would drop a Domain=example.com cookie: the
+    // cookie goes by hand, as a browser on auth.example.com would send it.
+    assert_eq!(app.register("shared@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    for (next, to) in [
+        ("http://app.example.com/inbox?x=1", "http://app.example.com/inbox?x=1"),
+        ("http://deep.team.example.com/", "http://deep.team.example.com/"),
+        ("/account#sessions", "/account#sessions"),
+        ("http://example.org/", "/account"),
+        ("http://app.example.com.evil.test/", "/account"),
+        ("http://app.example.com@evil.test/", "/account"),
+        ("//evil.test/", "/account"),
+        ("javascript:alert(1)", "/account"),
+    ] {
+        let login = app.client.get(app.url("/login")).send().await.unwrap();
+        let cookie = login.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+        let form = [("csrf", csrf_of(&login.text().await.unwrap())), ("username", "shared@example.com".into())];
+        let encoded = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+        let r = app
+            .client
+            .post(app.url(&format!("/login?next={encoded}")))
+            .header(header::COOKIE, cookie)
+            .form(&[&form[..], &[("password", PASSWORD.into())]].concat())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&r), to, "{next}");
+    }
+}
+on_both!(a_shared_cookie_domain_returns_to_the_protected_apps, |c| {
+    with_rules(c);
+    c.issuer = "http://auth.example.com".into();
+    c.cookie_domain = Some("example.com".into());
+});
+
+/// On https the shared cookie is `__Secure-` (with `Domain`), never `__Host-`.
+async fn a_shared_cookie_on_https_has_the_secure_prefix(app: &TestApp) {
+    let r = app.client.get(app.url("/login")).send().await.unwrap();
+    let set_cookie = r.headers().get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set_cookie.starts_with("__Secure-latchkey_session="), "{set_cookie}");
+    assert!(set_cookie.contains("; Secure") && set_cookie.contains("; Domain=example.com"), "{set_cookie}");
+}
+on_both!(a_shared_cookie_on_https_has_the_secure_prefix, |c| {
+    with_rules(c);
+    c.issuer = "https://auth.example.com".into();
+    c.cookie_domain = Some("example.com".into());
+});
 
 /// With trusted proxies set, nobody else may describe the original request.
 async fn only_trusted_proxies_are_believed(app: &TestApp) {

@@ -169,7 +169,7 @@ impl TestApp {
         let browser =
             reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let page = browser.get(self.url("/login")).send().await.unwrap().text().await.unwrap();
-        let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+        let csrf = csrf_of(&page);
         let form = [("csrf", csrf.as_str()), ("username", email), ("password", PASSWORD)];
         let signed_in = browser.post(self.url("/login")).form(&form).send().await.unwrap();
         let cookie = signed_in
@@ -180,6 +180,12 @@ impl TestApp {
             .find(|c| c.starts_with("latchkey_session="))
             .expect("a session cookie");
         (browser, cookie)
+    }
+
+    /// Turns on two-factor authentication through the account page of a signed-in browser (see
+    /// `enable_mfa_on`).
+    pub async fn enable_mfa_in_browser(&self, browser: &reqwest::Client) -> (crate::mfa::Authenticator, Vec<String>) {
+        enable_mfa_on(&self.base, browser).await
     }
 
     /// Stops the server and, on PostgreSQL, drops the test's database.
@@ -195,6 +201,32 @@ impl TestApp {
             drop_postgres_db(&admin, &name).await;
         }
     }
+}
+
+/// Turns on two-factor authentication through the account page of a signed-in browser at `base`, whose
+/// own session stays the password-only one it was. Returns the authenticator and the backup codes.
+pub async fn enable_mfa_on(base: &str, browser: &reqwest::Client) -> (crate::mfa::Authenticator, Vec<String>) {
+    let account = browser.get(format!("{base}/account")).send().await.unwrap().text().await.unwrap();
+    let r =
+        browser.post(format!("{base}/account/mfa/setup")).form(&[("csrf", csrf_of(&account))]).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data:image/png;base64,"), "the setup page shows a QR code");
+    let grouped = page.split(r#"id="secret" class="secret">"#).nth(1).unwrap().split('<').next().unwrap();
+    let mut authenticator = crate::mfa::Authenticator::new(&grouped.replace(' ', ""));
+    let code = authenticator.next_code().await;
+    let form = [("csrf", csrf_of(&page)), ("code", code)];
+    let r = browser.post(format!("{base}/account/mfa/enable")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let codes_page = r.text().await.unwrap();
+    let codes = codes_page.split("<li><code>").skip(1).map(|c| c.split('<').next().unwrap().to_string()).collect();
+    (authenticator, codes)
+}
+
+/// The CSRF token of a page's first form.
+pub fn csrf_of(html: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
 }
 
 /// Asserts the status (showing the body when it differs) and returns the JSON body.

@@ -3,13 +3,15 @@
 //! skipped, with a notice, where its proxy is not installed (`.ci/run` installs both). nginx runs as one
 //! process (`master_process off`), so that killing it leaves no worker behind.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
+
+use reqwest::cookie::CookieStore;
 
 use axum::{Json, Router, http::HeaderMap, routing::get};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, expect_json, spawn, token};
+use crate::helpers::{Backend, PASSWORD, TestApp, csrf_of, enable_mfa_on, expect_json, spawn};
 
 const RULES: &str = r#"
 [[rules]]
@@ -17,6 +19,11 @@ hosts = ["app.test"]
 paths = ["/admin"]
 policy = "signed_in"
 roles = ["admin"]
+
+[[rules]]
+hosts = ["app.test"]
+paths = ["/vault"]
+policy = "mfa"
 
 [[rules]]
 hosts = ["app.test"]
@@ -97,7 +104,14 @@ async fn app_and_upstream() -> (TestApp, u16, tempfile::NamedTempFile) {
     let rules = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(rules.path(), RULES).unwrap();
     let rules_path = rules.path().to_path_buf();
-    let app = spawn(Backend::Sqlite, move |c| c.access_rules = Some(rules_path)).await.unwrap();
+    // Latchkey at auth.test and the application at app.test share the session cookie.
+    let app = spawn(Backend::Sqlite, move |c| {
+        c.access_rules = Some(rules_path);
+        c.issuer = "http://auth.test".into();
+        c.cookie_domain = Some("test".into());
+    })
+    .await
+    .unwrap();
     (app, echo_upstream().await, rules)
 }
 
@@ -172,7 +186,9 @@ async fn caddy_forward_auth_protects_an_app() {
     app.finish().await;
 }
 
-/// What every proxy in front of the echoing upstream must do, asked through the proxy at `listen`.
+/// What every proxy in front of the echoing upstream must do, as a browser goes through it: the
+/// application at `app.test:{listen}` (the proxy), Latchkey at `auth.test` (its test port), one cookie
+/// domain.
 async fn protects(app: &TestApp, listen: u16) {
     let proxy = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let through = |path: &str, host: &str, cookie: Option<&str>, forged: bool| {
@@ -195,26 +211,67 @@ async fn protects(app: &TestApp, listen: u16) {
     }
     assert!(up, "the proxy did not start");
 
-    // Not signed in: sent to sign-in, with the way back; a forged identity does not get through.
-    let r = through("/reports?x=1", "app.test", None, true).await.unwrap();
-    assert_eq!(r.status(), StatusCode::FOUND);
-    let location = r.headers()[header::LOCATION].to_str().unwrap().to_string();
-    assert_eq!(location, "http://localhost:8080/login?next=http%3A%2F%2Fapp%2Etest%2Freports%3Fx%3D1");
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let browser = reqwest::Client::builder()
+        .cookie_provider(Arc::clone(&jar))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("auth.test", local)
+        .resolve("app.test", local)
+        .build()
+        .unwrap();
+    let auth = format!("http://auth.test:{}", app.base.rsplit(':').next().unwrap());
+    // Latchkey's links name its issuer, which has no port here; the browser needs the test's.
+    let at_latchkey = |location: &str| location.replacen("http://auth.test/", &format!("{auth}/"), 1);
+    let app_url = |path: &str| format!("http://app.test:{listen}{path}");
+    let location = |r: &reqwest::Response| r.headers()[header::LOCATION].to_str().unwrap().to_string();
 
-    // Signed in (the browser's session cookie, as a shared cookie domain would send it).
-    let (_, cookie) = app.signed_in_browser(&format!("proxied-{listen}@example.com")).await;
-    let r = through("/reports", "app.test", Some(&cookie), true).await.unwrap();
-    let seen: Value = expect_json(r, StatusCode::OK).await;
+    // Not signed in: sent to sign-in, with the way back; a forged identity does not get through.
+    let r = through("/reports", "app.test", None, true).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let r = browser.get(app_url("/reports?x=1")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let sign_in = location(&r);
+    assert_eq!(sign_in, format!("http://auth.test/login?next=http%3A%2F%2Fapp%2Etest%3A{listen}%2Freports%3Fx%3D1"));
+
+    // Signing in on that page leads back to the application, which gets the user's headers.
     let email = format!("proxied-{listen}@example.com");
+    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    let page = browser.get(at_latchkey(&sign_in)).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_of(&page)), ("username", email.clone()), ("password", PASSWORD.to_string())];
+    let r = browser.post(at_latchkey(&sign_in)).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), app_url("/reports?x=1"));
+    let seen: Value = expect_json(browser.get(app_url("/reports?x=1")).send().await.unwrap(), StatusCode::OK).await;
     assert_eq!(seen, json!({"user": email, "email": email, "groups": "viewer"}));
+
+    // What the client says it is does not replace what Latchkey said.
+    let app_origin = app_url("/").parse().unwrap();
+    let cookie = jar.cookies(&app_origin).expect("the shared cookie").to_str().unwrap().to_string();
+    let seen: Value =
+        expect_json(through("/reports", "app.test", Some(&cookie), true).await.unwrap(), StatusCode::OK).await;
+    assert_eq!(seen["user"], email);
+    assert_eq!(seen["groups"], "viewer");
     // A role rule.
     assert_eq!(through("/admin", "app.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FORBIDDEN);
     // A host the rules do not name.
     assert_eq!(through("/", "evil.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FORBIDDEN);
 
-    // Signed out: the next proxied request goes to sign-in again.
-    let pair = expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await;
-    let logout_all = app.post_bearer("/auth/logout-all", &token(&pair, "access_token")).await;
-    assert_eq!(logout_all.status(), StatusCode::NO_CONTENT);
-    assert_eq!(through("/reports", "app.test", Some(&cookie), false).await.unwrap().status(), StatusCode::FOUND);
+    // An mfa rule: the password-only session is sent through the second factor and back.
+    let (mut authenticator, _) = enable_mfa_on(&auth, &browser).await;
+    let r = browser.get(app_url("/vault")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let step_up = at_latchkey(&location(&r));
+    assert!(step_up.starts_with(&format!("{auth}/login/mfa?next=")), "{step_up}");
+    let page = browser.get(&step_up).send().await.unwrap().text().await.unwrap();
+    let code = authenticator.next_code().await;
+    let r = browser.post(&step_up).form(&[("csrf", csrf_of(&page)), ("code", code)]).send().await.unwrap();
+    assert_eq!(location(&r), app_url("/vault"));
+    let seen: Value = expect_json(browser.get(app_url("/vault")).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(seen["email"], email);
+
+    // Signed out on Latchkey's page: the next proxied request goes to sign-in again.
+    let account = browser.get(format!("{auth}/account")).send().await.unwrap().text().await.unwrap();
+    browser.post(format!("{auth}/logout")).form(&[("csrf", csrf_of(&account))]).send().await.unwrap();
+    assert_eq!(browser.get(app_url("/reports")).send().await.unwrap().status(), StatusCode::FOUND);
 }

@@ -5,8 +5,7 @@ use latchkey::{domain::roles::Role, service::accounts::InitialPassword};
 use reqwest::{StatusCode, header};
 
 use crate::{
-    helpers::{PASSWORD, TestApp},
-    mfa::Authenticator,
+    helpers::{PASSWORD, TestApp, csrf_of},
     on_both,
 };
 
@@ -18,12 +17,6 @@ fn browser() -> reqwest::Client {
         .user_agent("<img src=x onerror=alert(1)> TestBrowser")
         .build()
         .unwrap()
-}
-
-fn csrf_of(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("a csrf field") + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
 }
 
 async fn get(b: &reqwest::Client, app: &TestApp, path: &str) -> (StatusCode, String) {
@@ -152,18 +145,7 @@ fn urlencode(s: &str) -> String {
 
 async fn two_factor_through_the_pages(app: &TestApp) {
     let b = register(app, "totp@example.com").await;
-    let (_, html) = get(&b, app, "/account").await;
-    let r = post(&b, app, "/account/mfa/setup", &[("csrf", &csrf_of(&html))]).await;
-    let page = r.text().await.unwrap();
-    assert!(page.contains("data:image/png;base64,"));
-    let grouped = page.split(r#"id="secret" class="secret">"#).nth(1).unwrap().split('<').next().unwrap();
-    let mut authenticator = Authenticator::new(&grouped.replace(' ', ""));
-    let code = authenticator.next_code().await;
-    let r = post(&b, app, "/account/mfa/enable", &[("csrf", &csrf_of(&page)), ("code", &code)]).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let codes_page = r.text().await.unwrap();
-    let codes: Vec<String> =
-        codes_page.split("<li><code>").skip(1).map(|c| c.split('<').next().unwrap().to_string()).collect();
+    let (mut authenticator, codes) = app.enable_mfa_in_browser(&b).await;
     assert_eq!(codes.len(), 10);
 
     // Sign out, sign in: the second step asks for a code.
