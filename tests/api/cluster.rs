@@ -10,7 +10,7 @@ use latchkey::domain::totp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, postgres_url};
+use crate::helpers::{PASSWORD, csrf_of, postgres_url};
 
 struct Instance {
     base: String,
@@ -107,6 +107,43 @@ async fn two_instances_behave_as_one() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("logout on A refused on B after {:?}", logged_out.elapsed());
+
+    // A web session signed out on A stops passing forward authentication on B within a second, though B
+    // answered for it from memory a moment before.
+    let site = |instance: &Instance| instance.base.replace("/api/v1", "");
+    let page = client.get(format!("{}/login", site(&a))).send().await.unwrap();
+    let pre = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let form =
+        [("csrf", csrf_of(&page.text().await.unwrap())), ("username", email.clone()), ("password", PASSWORD.into())];
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed_in = no_redirects
+        .post(format!("{}/login", site(&a)))
+        .header("cookie", &pre)
+        .header("x-forwarded-for", &ip)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let ask_b = || {
+        no_redirects
+            .get(format!("{}/authz/forward-auth", b.base))
+            .header("cookie", &cookie)
+            .header("x-forwarded-host", "localhost:8080")
+            .header("x-forwarded-uri", "/app")
+            .send()
+    };
+    assert_eq!(ask_b().await.unwrap().status(), StatusCode::OK);
+    let account = no_redirects.get(format!("{}/account", site(&a))).header("cookie", &cookie).send().await.unwrap();
+    let csrf = csrf_of(&account.text().await.unwrap());
+    let out = no_redirects.post(format!("{}/logout", site(&a))).header("cookie", &cookie).form(&[("csrf", csrf)]);
+    assert_eq!(out.send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let signed_out = Instant::now();
+    while ask_b().await.unwrap().status() != StatusCode::FOUND {
+        assert!(signed_out.elapsed() < Duration::from_secs(1), "B still lets the session through after 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("web sign-out on A refused by forward auth on B after {:?}", signed_out.elapsed());
 
     // A TOTP code used on A is refused on B.
     let pair: Value = login.json().await.unwrap();
