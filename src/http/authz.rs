@@ -68,7 +68,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     description = "For Traefik `forwardAuth` and Caddy `forward_auth` (any method). Reads X-Forwarded-Method/-Proto/-Host/-Uri, and the web session cookie or a Bearer token.",
     responses(
         (status = 200, description = "Allowed; `Remote-User`, `Remote-Email`, `Remote-User-Id`, `Remote-Groups` name the user"),
-        (status = 302, description = "Not signed in: `Location` is the sign-in page, with the original URL as `next`"),
+        (status = 302, description = "Not signed in: `Location` is the sign-in page, with the original URL as `next`; or a `mfa` rule and a password-only session: the second-factor page (`/login/mfa`)"),
         (status = 400, description = "The forwarded headers are missing", body = ErrorBody),
         (status = 401, description = "A bad Bearer token (never redirected)", body = ErrorBody),
         (status = 403, description = "Not allowed, a host the rules do not name, or a proxy that is not trusted", body = ErrorBody),
@@ -92,7 +92,7 @@ async fn forward_auth(
     responses(
         (status = 200, description = "Allowed; `Remote-User`, `Remote-Email`, `Remote-User-Id`, `Remote-Groups` name the user"),
         (status = 400, description = "The original URL is missing", body = ErrorBody),
-        (status = 401, description = "Not signed in (`Location` is the sign-in page), or a bad Bearer token (no `Location`)", body = ErrorBody),
+        (status = 401, description = "Not signed in (`Location` is the sign-in page), a `mfa` rule and a password-only session (`mfa_required`, `Location` is the second-factor page), or a bad Bearer token (no `Location`)", body = ErrorBody),
         (status = 403, description = "Not allowed, a host the rules do not name, or a proxy that is not trusted", body = ErrorBody),
     ))]
 async fn auth_request(

@@ -90,6 +90,8 @@ impl Services {
                 .increment(1);
             return Ok(Answer::Forbidden);
         }
+        // A program cannot be sent through a page for its second factor.
+        let can_step_up = !matches!(credential, Credential::Bearer(_));
         let signed_in = match credential {
             // A bad Bearer token is the program's mistake: 401, never a redirect.
             Credential::Bearer(token) => {
@@ -108,6 +110,7 @@ impl Services {
         let subject = Subject { role: user.role, mfa, orgs: &user.memberships };
         Ok(match self.answer(target, Some(&subject)) {
             Answer::Allow(_) => Answer::Allow(Some(user.identity.clone())),
+            Answer::StepUp if !can_step_up => Answer::Forbidden,
             other => other,
         })
     }

@@ -140,6 +140,10 @@ async fn bearer_tokens_pass_with_the_remote_headers(app: &TestApp) {
         "forbidden",
     )
     .await;
+    // A password-only token on an mfa rule: a program cannot be sent through the second-factor page.
+    let r = forward(app, "http://localhost:8080/secure/x", Some(("authorization", &bearer))).await;
+    assert!(location(&r).is_empty());
+    expect_error(r, StatusCode::FORBIDDEN, "forbidden").await;
     let org = app
         .client
         .post(app.url("/api/v1/orgs"))
