@@ -37,7 +37,8 @@ impl<F: Fn(&str) -> bool> Destinations<'_, F> {
         }
         let same_origin = uri.scheme() == issuer.scheme()
             && issuer.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(authority));
-        let host = uri.host()?.trim_end_matches('.').to_ascii_lowercase();
+        // `app.example.com.` is another host to the browser's cookie jar: the shared cookie would not go there.
+        let host = uri.host()?.to_ascii_lowercase();
         let shared = self.cookie_domain.is_some_and(|domain| {
             (host == domain || host.strip_suffix(domain).is_some_and(|sub| sub.ends_with('.')))
                 && (self.protects)(&host)
@@ -85,7 +86,8 @@ mod tests {
     fn a_shared_cookie_domain_admits_the_hosts_the_rules_name_under_it() {
         let domain = Some("example.com");
         assert_eq!(check("https://app.example.com/x?y=1", domain).as_deref(), Some("https://app.example.com/x?y=1"));
-        assert_eq!(check("https://APP.example.com./x", domain).as_deref(), Some("https://APP.example.com./x"));
+        assert_eq!(check("https://APP.example.com/x", domain).as_deref(), Some("https://APP.example.com/x"));
+        assert_eq!(check("https://app.example.com./x", domain), None, "the cookie does not go to a trailing dot");
         assert_eq!(check("https://a.b.example.com:8443/", domain).as_deref(), Some("https://a.b.example.com:8443/"));
         assert_eq!(check("https://app.example.com/x", None), None, "without a shared cookie");
         assert_eq!(check("https://unruled.example.com/", domain), None, "no rule names it");

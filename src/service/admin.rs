@@ -97,6 +97,7 @@ impl Services {
         }
         tx.commit().await?;
         self.revocations.add(ended, now);
+        self.remembered.forget_users();
         (user.role, user.is_active) = (role, is_active);
         Ok(user)
     }

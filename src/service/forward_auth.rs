@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// How long who a session or user is may be answered from memory.
-const REMEMBER_MS: i64 = 10_000;
+pub(crate) const REMEMBER_MS: i64 = 10_000;
 
 /// How the request the proxy asks about proves who sent it.
 pub enum Credential<'a> {

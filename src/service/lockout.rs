@@ -147,10 +147,10 @@ impl Services {
     }
 
     /// 429 `account_locked` while any identifier of the account is locked.
-    pub(crate) async fn refuse_if_locked(&self, user: &UserRecord) -> Result<()> {
+    pub(crate) async fn refuse_if_locked(&self, tx: &mut Tx, user: &UserRecord) -> Result<()> {
         let now = clock::now_ms();
         for identifier in identifiers_of(user) {
-            if let Some(until) = lockouts::locked_until(self.db.pool(), &identifier.lock_key(), now).await? {
+            if let Some(until) = lockouts::locked_until(&mut **tx, &identifier.lock_key(), now).await? {
                 return Err(locked(until - now));
             }
         }

@@ -225,9 +225,17 @@ impl Services {
         if !user.mfa_enabled {
             return Err(not_enabled());
         }
-        self.refuse_if_locked(&user).await?;
+        if auth.mfa {
+            return Err(Error::Conflict {
+                code: "mfa_already_passed",
+                message: "This session passed the second factor.",
+            });
+        }
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
+        // Parallel guesses for one account are judged one after the other, and none once they locked it.
+        users::lock_row(&mut tx, user.id, self.db.row_lock()).await?;
+        self.refuse_if_locked(&mut tx, &user).await?;
         let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
             audit::record(&mut tx, client, Event::failure("mfa_step_up_failed", Some(user.id))).await?;
             self.count_mfa_failure(&mut tx, &user, client).await?;
@@ -241,7 +249,8 @@ impl Services {
         lockouts::reset_mfa_failures(&mut tx, user.id).await?;
         let mut amr: Vec<&str> = auth.amr.iter().map(String::as_str).collect();
         amr.push(factor.amr());
-        let tokens = self.open_session(&mut tx, &user, &amr, client).await?;
+        // The new session ends when the old one would have: a code renews no lifetime.
+        let tokens = self.open_session_until(&mut tx, &user, &amr, client, auth.exp * 1000).await?;
         let event = Event::success("mfa_step_up", user.id)
             .with("method", factor.amr())
             .with("replaced_session", auth.sid.to_string());

@@ -3,12 +3,15 @@
 //! Every instance re-reads, every `revocation_poll`, the revoked sessions that issued an access token which
 //! has not expired yet (less leeway and clock skew), so a logout on one instance is refused on the others
 //! within that period. Each session records the latest expiry it issued, so this holds whatever access-token
-//! lifetime an instance ran with when it issued them. Entries are dropped once that expiry has passed.
+//! lifetime an instance ran with when it issued them. Sessions revoked within the time forward
+//! authentication remembers a session are kept too, whatever their tokens (a web session may have issued
+//! its last access token long ago). Entries are dropped once neither applies.
 
 use std::{collections::HashMap, sync::Arc, sync::RwLock, time::Duration};
 
 use uuid::Uuid;
 
+use super::forward_auth;
 use crate::{
     clock,
     config::Config,
@@ -37,17 +40,20 @@ impl Revocations {
     /// Called after a commit that revoked sessions, so this instance refuses their tokens at once. The next
     /// sync replaces the guess of how long to keep them with what the sessions recorded.
     pub fn add(&self, session_ids: impl IntoIterator<Item = Uuid>, at: i64) {
-        let keep_until = at + self.access_ttl_ms + MARGIN_MS;
+        let keep_until = at + self.access_ttl_ms.max(forward_auth::REMEMBER_MS) + MARGIN_MS;
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         revoked.extend(session_ids.into_iter().map(|id| (id, keep_until)));
     }
 
     pub async fn sync(&self, db: &Db) -> Result<()> {
         let now = clock::now_ms();
-        let live = sessions::revoked_with_live_tokens(db.pool(), now - MARGIN_MS).await?;
+        let remembered = forward_auth::REMEMBER_MS + MARGIN_MS;
+        let live = sessions::revoked_recently(db.pool(), now - MARGIN_MS, now - remembered).await?;
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         revoked.retain(|_, keep_until| *keep_until >= now);
-        revoked.extend(live.into_iter().map(|(id, access_expires_at)| (id, access_expires_at + MARGIN_MS)));
+        revoked.extend(live.into_iter().map(|(id, access_expires_at, revoked_at)| {
+            (id, (access_expires_at + MARGIN_MS).max(revoked_at + remembered))
+        }));
         Ok(())
     }
 

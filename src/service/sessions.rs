@@ -63,13 +63,26 @@ impl Services {
         amr: &[&str],
         client: &Client,
     ) -> Result<IssuedTokens> {
+        let expires_at = clock::now_ms() + clock::duration_ms(self.config.refresh_ttl);
+        self.open_session_until(conn, user, amr, client, expires_at).await
+    }
+
+    /// `open_session` for a session that ends at `expires_at` (Unix ms).
+    pub(crate) async fn open_session_until(
+        &self,
+        conn: &mut AnyConnection,
+        user: &UserRecord,
+        amr: &[&str],
+        client: &Client,
+        expires_at: i64,
+    ) -> Result<IssuedTokens> {
         let now = clock::now_ms();
         let session = SessionRecord {
             id: Uuid::new_v4(),
             user_id: user.id,
             created_at: now,
             last_used_at: now,
-            expires_at: now + clock::duration_ms(self.config.refresh_ttl),
+            expires_at,
             revoked_at: None,
             mfa: amr.len() > 1,
             amr: amr.iter().map(|s| s.to_string()).collect(),

@@ -214,14 +214,23 @@ pub async fn extend_access_expiry(conn: &mut AnyConnection, id: Uuid, exp: i64) 
 }
 
 /// Revoked sessions with an access token that expires at `at` (Unix ms) or later, with that expiry.
-pub async fn revoked_with_live_tokens<'e>(ex: impl AnyExecutor<'e>, at: i64) -> Result<Vec<(Uuid, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT id, access_expires_at FROM sessions WHERE revoked_at IS NOT NULL AND access_expires_at >= $1",
+/// Revoked sessions that issued an access token still valid at `tokens_at`, or that were revoked since
+/// `revoked_since`: (id, latest access-token expiry, revoked at).
+pub async fn revoked_recently<'e>(
+    ex: impl AnyExecutor<'e>,
+    tokens_at: i64,
+    revoked_since: i64,
+) -> Result<Vec<(Uuid, i64, i64)>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT id, COALESCE(access_expires_at, 0), revoked_at FROM sessions \
+         WHERE revoked_at IS NOT NULL AND access_expires_at >= $1 \
+         UNION SELECT id, COALESCE(access_expires_at, 0), revoked_at FROM sessions WHERE revoked_at >= $2",
     )
-    .bind(at)
+    .bind(tokens_at)
+    .bind(revoked_since)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|(id, at)| Ok((parse_id(&id)?, at))).collect::<Result<_, sqlx::Error>>()?)
+    Ok(rows.into_iter().map(|(id, exp, at)| Ok((parse_id(&id)?, exp, at))).collect::<Result<_, sqlx::Error>>()?)
 }
 
 pub async fn count_live<'e>(ex: impl AnyExecutor<'e>, now: i64, idle_cutoff: i64) -> Result<i64> {

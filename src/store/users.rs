@@ -185,6 +185,16 @@ pub async fn set_role_and_active(
 
 /// Ids of active admins. `lock` (PostgreSQL: `FOR UPDATE`) makes concurrent demotions queue behind each
 /// other, so that two admins cannot demote each other at once; SQLite's write transaction already does.
+/// Takes the user's row lock (`lock` is `Db::row_lock`), so that checks of one account happen one after
+/// the other.
+pub async fn lock_row(conn: &mut AnyConnection, id: Uuid, lock: &str) -> Result<()> {
+    sqlx::query(&format!("SELECT id FROM users WHERE id = $1 {lock}"))
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn active_admins(conn: &mut AnyConnection, lock: &str) -> Result<Vec<Uuid>> {
     let rows: Vec<(String,)> =
         sqlx::query_as(&format!("SELECT id FROM users WHERE role = 'admin' AND is_active = 1 {lock}"))
