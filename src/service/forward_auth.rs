@@ -8,7 +8,10 @@
 //! deactivation and role changes all end sessions. A membership change is seen at once on the instance
 //! that made it and within `REMEMBER_MS` on the others.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use uuid::Uuid;
 
@@ -74,11 +77,14 @@ struct KnownSession {
 pub struct Remembered {
     sessions: Expiring<String, KnownSession>,
     users: Expiring<Uuid, Arc<KnownUser>>,
+    /// Counts `forget_users`: a user read before the latest one is not remembered.
+    forgotten: AtomicU64,
 }
 
 impl Remembered {
-    /// After a change of organisation memberships (rare next to the questions): everyone is read again.
+    /// After a change of memberships or roles (rare next to the questions): everyone is read again.
     pub fn forget_users(&self) {
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
         self.users.clear();
     }
 }
@@ -152,12 +158,15 @@ impl Services {
         if let Some(user) = self.remembered.users.get(&id, now) {
             return Ok(user);
         }
+        let generation = self.remembered.forgotten.load(Ordering::SeqCst);
         let user = self.user(id).await?;
         if !user.is_active {
             return Err(Error::InvalidToken);
         }
         let user = Arc::new(self.judged(&user).await?);
-        self.remembered.users.insert(id, Arc::clone(&user), now + REMEMBER_MS, now);
+        if self.remembered.forgotten.load(Ordering::SeqCst) == generation {
+            self.remembered.users.insert(id, Arc::clone(&user), now + REMEMBER_MS, now);
+        }
         Ok(user)
     }
 
