@@ -39,10 +39,15 @@ hosts = ["*.example.com", "localhost"]
 policy = "signed_in"
 "#;
 
+/// The rules above as a file, written once per test run into Cargo's scratch directory for tests.
 fn with_rules(c: &mut latchkey::config::Config) {
-    let path = std::env::temp_dir().join(format!("latchkey-rules-{}.toml", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&path, RULES).unwrap();
-    c.access_rules = Some(path);
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let path = FILE.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("forward-auth-rules.toml");
+        std::fs::write(&path, RULES).unwrap();
+        path
+    });
+    c.access_rules = Some(path.clone());
 }
 
 /// Asks as Traefik does, for `url` (scheme://host/path).
@@ -311,9 +316,9 @@ on_both!(only_trusted_proxies_are_believed, |c| {
 /// A rules file that cannot be used stops the start-up, naming the line and the reason.
 #[tokio::test]
 async fn a_bad_rules_file_stops_the_start() {
-    let path = std::env::temp_dir().join(format!("latchkey-bad-rules-{}.toml", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&path, "\n[[rules]]\nhosts = [\"a.example.com\"]\npolicy = \"sometimes\"\n").unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, "\n[[rules]]\nhosts = [\"a.example.com\"]\npolicy = \"sometimes\"\n").unwrap();
     let config = latchkey::config::Config {
         database_url: format!("sqlite://{}", dir.path().join("l.db").display()),
         secret_key: latchkey::config::SecretKeySource::Inline(zeroize::Zeroizing::new([7; 32])),
