@@ -104,10 +104,7 @@ impl Services {
                 let claims = self.authenticate(token)?;
                 Some((self.known_user(claims.sub).await?, claims.mfa))
             }
-            Credential::Cookie(cookie) => match self.known_session(cookie).await? {
-                Some(session) => Some((self.known_user(session.user_id).await?, session.mfa)),
-                None => None,
-            },
+            Credential::Cookie(cookie) => self.known_session(cookie).await?,
             Credential::None => None,
         };
         let Some((user, mfa)) = signed_in else {
@@ -136,20 +133,30 @@ impl Services {
         answer
     }
 
-    /// The signed-in session the cookie names, remembered for a while; never one that has been revoked.
-    async fn known_session(&self, cookie: &str) -> Result<Option<KnownSession>> {
+    /// The user of the signed-in session the cookie names, and whether it passed a second factor; both
+    /// remembered for a while, never for a session that has been revoked.
+    async fn known_session(&self, cookie: &str) -> Result<Option<(Arc<KnownUser>, bool)>> {
         let now = clock::now_ms();
         let digest = random::token_digest(cookie);
         if let Some(session) = self.remembered.sessions.get(&digest, now) {
-            return Ok((!self.revocations.is_revoked(session.session_id)).then_some(session));
+            if self.revocations.is_revoked(session.session_id) {
+                return Ok(None);
+            }
+            return Ok(Some((self.known_user(session.user_id).await?, session.mfa)));
         }
+        let generation = self.remembered.forgotten.load(Ordering::SeqCst);
         let Some(BrowserState::SignedIn { user, claims }) = self.web_session(cookie).await?.map(|s| s.state) else {
             return Ok(None);
         };
         let session = KnownSession { session_id: claims.sid, user_id: user.id, mfa: claims.mfa };
         let until = (now + REMEMBER_MS).min(claims.exp * 1000);
         self.remembered.sessions.insert(digest, session, until, now);
-        Ok(Some(session))
+        // The session's lookup already read the user: only the memberships are still to read.
+        let known = match self.remembered.users.get(&user.id, now) {
+            Some(known) => known,
+            None => self.remember(&user, generation, now).await?,
+        };
+        Ok(Some((known, claims.mfa)))
     }
 
     /// The active user a verified token names, remembered for a while.
@@ -163,11 +170,17 @@ impl Services {
         if !user.is_active {
             return Err(Error::InvalidToken);
         }
-        let user = Arc::new(self.judged(&user).await?);
+        self.remember(&user, generation, now).await
+    }
+
+    /// The user as the rules judge them, remembered unless users were forgotten since `generation`, when
+    /// the user was read.
+    async fn remember(&self, user: &UserRecord, generation: u64, now: i64) -> Result<Arc<KnownUser>> {
+        let known = Arc::new(self.judged(user).await?);
         if self.remembered.forgotten.load(Ordering::SeqCst) == generation {
-            self.remembered.users.insert(id, Arc::clone(&user), now + REMEMBER_MS, now);
+            self.remembered.users.insert(user.id, Arc::clone(&known), now + REMEMBER_MS, now);
         }
-        Ok(user)
+        Ok(known)
     }
 
     async fn judged(&self, user: &UserRecord) -> Result<KnownUser> {
