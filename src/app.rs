@@ -1,12 +1,33 @@
 //! Builds the shared state and the router, binds the listener, and serves until told to stop.
+//!
+//! The router is the faces side by side: the JSON API (`http`), the pages for people (`web`), each calling
+//! the same services, with the layers of `edge` around all of them.
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use axum::{Router, extract::Request, http::HeaderName, middleware};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
-use crate::{config::Config, http, service::Services};
+use crate::{
+    config::Config,
+    edge::{error, headers, metrics, serve},
+    http,
+    service::Services,
+    web,
+};
 
 pub type AppState = Arc<Services>;
+
+/// API.md: request bodies over 64 KiB get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A server bound to its address but not yet serving; `local_addr` is the real port (tests bind port 0).
 pub struct Application {
@@ -33,10 +54,38 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sync = self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
         let pruning = self.services.spawn_pruning(std::time::Duration::from_secs(3600));
-        let router = http::router(self.services.clone());
-        let served = http::serve::serve(self.listener, router, self.services.config.connections, shutdown).await;
+        let router = router(self.services.clone());
+        let served = serve::serve(self.listener, router, self.services.config.connections, shutdown).await;
         sync.abort();
         pruning.abort();
         served
     }
+}
+
+pub fn router(state: AppState) -> Router {
+    metrics::handle();
+    Router::new()
+        .merge(http::router(&state))
+        .merge(metrics::router())
+        .merge(web::router(&state))
+        .fallback(web::not_found)
+        .route_layer(middleware::from_fn(metrics::track))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::map_response(error::normalize))
+        .layer(headers::cors(&state.config.cors_origins))
+        .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    // The path only: query strings could carry something a client should not have sent.
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                // Not an error line per 5xx: internal errors and an unreachable database are logged where they
+                // happen, and a 503 that sheds load under a flood must stay cheap.
+                .on_failure(()))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
 }

@@ -85,7 +85,7 @@ pub struct Config {
     pub access_rules: Option<PathBuf>,
     /// `LATCHKEY_COOKIE_DOMAIN`, lower case: the web session cookie is shared with its subdomains.
     pub cookie_domain: Option<String>,
-    pub connections: crate::http::serve::ConnectionLimits,
+    pub connections: crate::edge::serve::ConnectionLimits,
 }
 
 impl Default for Config {
@@ -120,7 +120,7 @@ impl Default for Config {
             hash_queue: 64,
             access_rules: None,
             cookie_domain: None,
-            connections: crate::http::serve::ConnectionLimits {
+            connections: crate::edge::serve::ConnectionLimits {
                 header_read: Duration::from_secs(10),
                 idle: Duration::from_secs(60),
                 max_connections: 4096,

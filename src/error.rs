@@ -1,4 +1,4 @@
-//! What can go wrong in a flow, said without HTTP; `http::error` maps each case to a status and a code.
+//! What can go wrong in a flow, said without HTTP; `edge::error` maps each case to a status and a code.
 
 use std::time::Duration;
 

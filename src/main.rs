@@ -11,7 +11,7 @@ use latchkey::{
         access_rules::{AccessRules, Subject, Target},
         roles::Role,
     },
-    http::error::ApiError,
+    edge::error::ApiError,
     service::{
         Client, Services,
         accounts::InitialPassword,

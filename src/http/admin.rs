@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::{
     auth::User,
-    error::{ApiError, ErrorBody},
-    extract::{ClientInfo, Json, RequirePermission, UsersRead, UsersWrite},
+    extract::{Json, RequirePermission, UsersRead, UsersWrite},
 };
+use crate::edge::client::ClientInfo;
+use crate::edge::error::{ApiError, ErrorBody};
 use crate::{
     app::AppState,
     domain::roles::Role,

@@ -11,10 +11,8 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
-    error::{ApiError, ErrorBody},
-    extract::{AuditRead, CurrentUser, RequirePermission},
-};
+use super::extract::{AuditRead, CurrentUser, RequirePermission};
+use crate::edge::error::{ApiError, ErrorBody};
 use crate::{
     app::AppState,
     clock,

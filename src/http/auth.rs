@@ -13,11 +13,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    error::{ApiError, ErrorBody},
-    extract::{ClientInfo, CurrentUser, Json, LoginBody, LoginRequest, PasswordGrant},
+    extract::{CurrentUser, Json, LoginBody, LoginRequest, PasswordGrant},
     orgs::MyOrg,
-    rate_limit,
 };
+use crate::edge::client::ClientInfo;
+use crate::edge::error::{ApiError, ErrorBody};
+use crate::edge::rate_limit;
 use crate::{
     app::AppState,
     clock,

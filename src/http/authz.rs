@@ -12,10 +12,8 @@ use axum::{
     routing::any,
 };
 
-use super::{
-    error::{ApiError, ErrorBody},
-    extract::bearer_token,
-};
+use crate::edge::client::bearer_token;
+use crate::edge::error::{ApiError, ErrorBody};
 use crate::{
     app::AppState,
     domain::{

@@ -1,21 +1,23 @@
-//! Extractors: JSON bodies that fail in the API's error shape, the bearer-authenticated caller, the
-//! client's address and user agent, and the login body (JSON or the OAuth2 password grant form).
+//! Extractors of the JSON API: bodies that fail in the API's error shape, the bearer-authenticated caller,
+//! and the login body (JSON or the OAuth2 password grant form).
 
-use std::{marker::PhantomData, net::SocketAddr};
+use std::marker::PhantomData;
 
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, rejection::JsonRejection},
+    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
     http::{StatusCode, header, request::Parts},
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
 use crate::{
     app::AppState,
-    domain::{client_ip::client_ip, roles::Permission, tokens::AccessClaims},
+    domain::{roles::Permission, tokens::AccessClaims},
+    edge::{
+        client::{ClientInfo, bearer_token},
+        error::ApiError,
+    },
     error::Error,
-    service::{Client, audit::truncate_user_agent},
 };
 
 /// `axum::Json`, with its rejections turned into API errors.
@@ -73,17 +75,6 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header (the scheme in any case), if there is one.
-pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-}
-
 /// A permission a handler requires, named as a type so that the requirement is in the handler's signature.
 pub trait Needs {
     const PERMISSION: Permission;
@@ -116,24 +107,6 @@ impl<P: Needs> FromRequestParts<AppState> for RequirePermission<P> {
             ClientInfo::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
         state.authorize(&auth, P::PERMISSION, parts.uri.path(), &client).await?;
         Ok(Self(auth, PhantomData))
-    }
-}
-
-/// The client's address (the socket peer, or what a trusted proxy forwarded) and user agent.
-pub struct ClientInfo(pub Client);
-
-impl FromRequestParts<AppState> for ClientInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| client_ip(addr.ip(), forwarded, &state.config.trusted_proxies).to_string());
-        let user_agent =
-            parts.headers.get(header::USER_AGENT).map(|v| truncate_user_agent(&String::from_utf8_lossy(v.as_bytes())));
-        Ok(Self(Client { ip, user_agent }))
     }
 }
 

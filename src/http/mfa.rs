@@ -13,11 +13,12 @@ use utoipa::ToSchema;
 
 use super::{
     auth::TokenPair,
-    error::{ApiError, ErrorBody},
-    extract::{ClientInfo, CurrentUser, Json},
-    rate_limit,
+    extract::{CurrentUser, Json},
 };
 use crate::app::AppState;
+use crate::edge::client::ClientInfo;
+use crate::edge::error::{ApiError, ErrorBody};
+use crate::edge::rate_limit;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     rate_limit::limited(Router::new().route("/auth/mfa/challenge", post(challenge)), state)

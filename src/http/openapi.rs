@@ -6,7 +6,8 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, authz, error, extract, mfa, ops, orgs, sessions};
+use super::{admin, audit, auth, authz, extract, mfa, ops, orgs, sessions};
+use crate::edge::error;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -6,7 +6,7 @@ use axum::{Json, Router, extract::State, routing::get};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use crate::edge::error::{ApiError, ErrorBody};
 use crate::{app::AppState, error::Error};
 
 pub fn router() -> Router<AppState> {

@@ -12,10 +12,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    error::{ApiError, ErrorBody},
-    extract::{ClientInfo, CurrentUser, Json},
-};
+use super::extract::{CurrentUser, Json};
+use crate::edge::client::ClientInfo;
+use crate::edge::error::{ApiError, ErrorBody};
 use crate::{
     app::AppState,
     clock,

@@ -11,10 +11,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    error::{ApiError, ErrorBody},
-    extract::{ClientInfo, CurrentUser},
-};
+use super::extract::CurrentUser;
+use crate::edge::client::ClientInfo;
+use crate::edge::error::{ApiError, ErrorBody};
 use crate::{app::AppState, clock};
 
 pub fn router() -> Router<AppState> {

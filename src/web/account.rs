@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::{
-    Form, Router,
+    Router,
     extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
@@ -14,13 +14,13 @@ use uuid::Uuid;
 
 use super::{
     pages::render,
-    session::{PageError, SignedIn, check_csrf},
+    session::{NoFields, PageError, SignedIn, SignedInForm},
 };
 use crate::{
     app::AppState,
     clock,
     domain::{roles::Permission, tokens::AccessClaims},
-    http::{error::ApiError, extract::ClientInfo},
+    edge::{client::ClientInfo, error::ApiError},
     service::web::{BrowserSession, BrowserState},
     store::{audit::AuditQuery, users::UserRecord},
 };
@@ -163,19 +163,15 @@ async fn done(
 
 #[derive(Deserialize)]
 struct PasswordForm {
-    #[serde(default)]
-    csrf: String,
     current_password: String,
     new_password: String,
 }
 
 async fn change_password(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<PasswordForm>,
+    SignedInForm(session, form): SignedInForm<PasswordForm>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     let result = app.change_password(claims, &form.current_password, &form.new_password, &client).await;
     done(&app, &session, result, "/account?done=password").await
@@ -190,18 +186,10 @@ struct MfaSetupPage {
     secret_grouped: String,
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn mfa_setup(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
-    Form(form): Form<CsrfForm>,
+    SignedInForm(session, NoFields {}): SignedInForm<NoFields>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (user, claims) = parts(&session)?;
     let enrollment = app.mfa_setup(claims).await?;
     let secret_grouped =
@@ -225,8 +213,6 @@ struct BackupCodesPage {
 
 #[derive(Deserialize)]
 struct CodeForm {
-    #[serde(default)]
-    csrf: String,
     code: String,
 }
 
@@ -248,11 +234,9 @@ async fn show_codes(
 
 async fn mfa_enable(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<CodeForm>,
+    SignedInForm(session, form): SignedInForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     let result = app.mfa_enable(claims, &form.code, &client).await;
     show_codes(&app, &session, result).await
@@ -260,11 +244,9 @@ async fn mfa_enable(
 
 async fn regenerate(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<CodeForm>,
+    SignedInForm(session, form): SignedInForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     let result = app.regenerate_backup_codes(claims, &form.code, &client).await;
     show_codes(&app, &session, result).await
@@ -272,19 +254,15 @@ async fn regenerate(
 
 #[derive(Deserialize)]
 struct DisableForm {
-    #[serde(default)]
-    csrf: String,
     password: String,
     code: String,
 }
 
 async fn mfa_disable(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<DisableForm>,
+    SignedInForm(session, form): SignedInForm<DisableForm>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     let result = app.mfa_disable(claims, &form.password, &form.code, &client).await;
     done(&app, &session, result, "/account?done=mfa_off").await
@@ -292,18 +270,14 @@ async fn mfa_disable(
 
 #[derive(Deserialize)]
 struct RevokeForm {
-    #[serde(default)]
-    csrf: String,
     id: Uuid,
 }
 
 async fn revoke(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<RevokeForm>,
+    SignedInForm(session, form): SignedInForm<RevokeForm>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     app.revoke_session(claims, form.id, &client).await?;
     let to = if form.id == claims.sid { "/login" } else { "/account?done=revoked" };
@@ -312,11 +286,9 @@ async fn revoke(
 
 async fn revoke_all(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<CsrfForm>,
+    SignedInForm(session, NoFields {}): SignedInForm<NoFields>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     app.logout_all(claims, &client).await?;
     Ok(Redirect::to("/login").into_response())

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::{
-    Form, Router,
+    Router,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
@@ -14,13 +14,13 @@ use uuid::Uuid;
 use super::{
     account::parts,
     pages::render,
-    session::{PageError, SignedIn, check_csrf},
+    session::{PageError, SignedIn, SignedInForm},
 };
 use crate::{
     app::AppState,
     clock,
     domain::roles::{Permission, Role},
-    http::extract::ClientInfo,
+    edge::client::ClientInfo,
     service::admin::{Actor, UserChanges},
     store::audit::AuditQuery,
 };
@@ -139,20 +139,16 @@ async fn page(
 
 #[derive(Deserialize)]
 struct ActForm {
-    #[serde(default)]
-    csrf: String,
     action: String,
     role: Option<Role>,
 }
 
 async fn act(
     State(app): State<AppState>,
-    SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
     Path(id): Path<Uuid>,
-    Form(form): Form<ActForm>,
+    SignedInForm(session, form): SignedInForm<ActForm>,
 ) -> Result<Response, PageError> {
-    check_csrf(&session, &form.csrf)?;
     let (_, claims) = parts(&session)?;
     app.authorize(claims, Permission::UsersWrite, "/admin/users", &client).await?;
     let actor = Actor::Admin(claims.sub);

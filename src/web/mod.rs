@@ -56,6 +56,6 @@ pub async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Respon
         pages::ErrorPage::new(StatusCode::NOT_FOUND, "Page not found", "There is nothing at this address.")
             .into_response()
     } else {
-        crate::http::error::ApiError::for_status(StatusCode::NOT_FOUND).into_response()
+        crate::edge::error::ApiError::for_status(StatusCode::NOT_FOUND).into_response()
     }
 }

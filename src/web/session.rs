@@ -1,17 +1,19 @@
 //! Cookies, the browser session extractor, CSRF checks, and how page errors are answered.
 
 use axum::{
-    extract::{FromRequestParts, OptionalFromRequestParts},
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
+use serde::{Deserialize, de::DeserializeOwned};
 use subtle::ConstantTimeEq;
 
 use super::pages::ErrorPage;
 use crate::{
     app::AppState,
+    edge::error::ApiError,
     error::Error,
-    http::error::ApiError,
     service::web::{BrowserSession, BrowserState},
 };
 
@@ -90,9 +92,51 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
-/// The form's `csrf` field must equal the session's token (synchronizer token pattern).
-pub fn check_csrf(session: &BrowserSession, presented: &str) -> Result<(), PageError> {
-    if bool::from(session.csrf.as_bytes().ct_eq(presented.as_bytes())) { Ok(()) } else { Err(PageError::Csrf) }
+/// A form this browser session posted: its `csrf` field equals the session's token (synchronizer token
+/// pattern), checked before anything else in the body is read. Every state-changing page takes its body
+/// through this or [`SignedInForm`].
+pub struct SessionForm<T>(pub BrowserSession, pub T);
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for SessionForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let browser = <Browser as OptionalFromRequestParts<AppState>>::from_request_parts(&mut parts, app).await?;
+        let Some(Browser(session)) = browser else { return Err(PageError::Csrf) };
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), app).await.map_err(|_| PageError::BadForm)?;
+        let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes).map_err(|_| PageError::BadForm)?;
+        if !bool::from(session.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+            return Err(PageError::Csrf);
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|_| PageError::BadForm)?;
+        Ok(Self(session, form))
+    }
+}
+
+/// The body of a form that is only a button (and its CSRF field).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// A [`SessionForm`] from a signed-in session (else a redirect to the sign-in page).
+pub struct SignedInForm<T>(pub BrowserSession, pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for SignedInForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let SessionForm(session, form) = SessionForm::from_request(request, app).await?;
+        match session.state {
+            BrowserState::SignedIn { .. } => Ok(Self(session, form)),
+            _ => Err(PageError::SignIn),
+        }
+    }
 }
 
 pub enum PageError {
@@ -100,6 +144,8 @@ pub enum PageError {
     SignIn,
     /// A state-changing form without the right CSRF token: refused, nothing changed.
     Csrf,
+    /// A form body that is not the form the page sent.
+    BadForm,
     Failed(Error),
 }
 
@@ -117,6 +163,12 @@ impl IntoResponse for PageError {
                 StatusCode::FORBIDDEN,
                 "This form has expired",
                 "Reload the page and try again. Nothing was changed.",
+            )
+            .into_response(),
+            PageError::BadForm => ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "That did not work",
+                "The form was incomplete. Go back, fill it in and send it again.",
             )
             .into_response(),
             PageError::Failed(e) => {

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::{
-    Form, Router,
+    Router,
     extract::{Query, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
@@ -13,16 +13,16 @@ use serde::Deserialize;
 
 use super::{
     pages::{ErrorPage, render},
-    session::{Browser, CookieNames, PageError, check_csrf, read_cookie},
+    session::{Browser, CookieNames, NoFields, PageError, SessionForm, read_cookie},
 };
 use crate::{
     app::AppState,
     domain::{device_token::LIFETIME_SECONDS, pre_session},
+    edge::{client::ClientInfo, error::ApiError, rate_limit},
     error::Error,
-    http::{error::ApiError, extract::ClientInfo, rate_limit},
     service::{
         accounts::NewAccount,
-        web::{BrowserSession, BrowserState, Step},
+        web::{BrowserState, Step},
     },
 };
 
@@ -101,8 +101,6 @@ async fn login_page(
 
 #[derive(Deserialize)]
 struct LoginForm {
-    #[serde(default)]
-    csrf: String,
     username: String,
     password: String,
 }
@@ -118,20 +116,13 @@ fn stepped(app: &AppState, step: Step, to: &str) -> Response {
     with_cookies(Redirect::to(to).into_response(), cookies)
 }
 
-fn session_of(browser: Option<Browser>) -> Result<BrowserSession, PageError> {
-    browser.map(|Browser(s)| s).ok_or(PageError::Csrf)
-}
-
 async fn login_submit(
     State(app): State<AppState>,
-    browser: Option<Browser>,
     ClientInfo(client): ClientInfo,
     Query(next): Query<Next>,
     headers: axum::http::HeaderMap,
-    Form(form): Form<LoginForm>,
+    SessionForm(session, form): SessionForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    let session = session_of(browser)?;
-    check_csrf(&session, &form.csrf)?;
     let device = read_cookie(&headers, CookieNames::for_state(&app).device);
     match app.web_sign_in(&session, &form.username, &form.password, device, &client).await {
         Ok(step) if step.signed_in => Ok(stepped(&app, step, &next.target(&app))),
@@ -202,20 +193,15 @@ async fn mfa_page(
 
 #[derive(Deserialize)]
 struct CodeForm {
-    #[serde(default)]
-    csrf: String,
     code: String,
 }
 
 async fn mfa_submit(
     State(app): State<AppState>,
-    browser: Option<Browser>,
     ClientInfo(client): ClientInfo,
     Query(next): Query<Next>,
-    Form(form): Form<CodeForm>,
+    SessionForm(session, form): SessionForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    let session = session_of(browser)?;
-    check_csrf(&session, &form.csrf)?;
     let step_up = matches!(session.state, BrowserState::SignedIn { .. });
     let result = if step_up {
         app.web_step_up(&session, &form.code, &client).await
@@ -257,8 +243,6 @@ async fn register_page(State(app): State<AppState>, browser: Option<Browser>) ->
 
 #[derive(Deserialize)]
 struct RegisterForm {
-    #[serde(default)]
-    csrf: String,
     email: String,
     #[serde(default)]
     username: String,
@@ -267,12 +251,9 @@ struct RegisterForm {
 
 async fn register_submit(
     State(app): State<AppState>,
-    browser: Option<Browser>,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<RegisterForm>,
+    SessionForm(session, form): SessionForm<RegisterForm>,
 ) -> Result<Response, PageError> {
-    let session = session_of(browser)?;
-    check_csrf(&session, &form.csrf)?;
     let new = NewAccount { email: &form.email, username: Some(form.username.as_str()), password: &form.password };
     match app.web_register(&session, new, &client).await {
         Ok(step) => Ok(stepped(&app, step, "/account")),
@@ -305,20 +286,11 @@ async fn register_submit(
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn logout(
     State(app): State<AppState>,
-    browser: Option<Browser>,
     ClientInfo(client): ClientInfo,
-    Form(form): Form<CsrfForm>,
+    SessionForm(session, NoFields {}): SessionForm<NoFields>,
 ) -> Result<Response, PageError> {
-    let session = session_of(browser)?;
-    check_csrf(&session, &form.csrf)?;
     app.web_sign_out(&session, &client).await?;
     let names = CookieNames::for_state(&app);
     let mut response = with_cookies(Redirect::to("/login").into_response(), [names.set(names.session, "", 0)]);

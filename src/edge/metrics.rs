@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 
 async fn scrape(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
     if let Some(expected) = &app.config.metrics_token {
-        let presented = super::extract::bearer_token(request.headers()).unwrap_or_default();
+        let presented = super::client::bearer_token(request.headers()).unwrap_or_default();
         if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(Error::InvalidToken.into());
         }

@@ -7,7 +7,7 @@ use axum::{
     response::Response,
 };
 
-use super::{error::ApiError, extract::ClientInfo};
+use super::{client::ClientInfo, error::ApiError};
 use crate::app::AppState;
 
 /// Counts the request against its client IP and route; 429 `rate_limited` past the limit.
