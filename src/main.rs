@@ -50,6 +50,16 @@ enum Command {
     /// Check forward-authentication rules files (LATCHKEY_ACCESS_RULES).
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Manage the token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new key of every algorithm current. The old public keys stay published until the tokens they
+    /// signed have expired; running instances sign with the new keys once restarted.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +140,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(command) => user_command(config, command).await,
         Command::Rules(command) => rules_command(config, command).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let services = Services::start(config).await?;
+            let kids = latchkey::service::keys::rotate(&services.db, &services.sealer).await?;
+            println!("{}", serde_json::json!({ "current": kids }));
+            Ok(())
+        }
     }
 }
 

@@ -13,5 +13,6 @@ pub mod rate_window;
 pub mod return_to;
 pub mod roles;
 pub mod seal;
+pub mod signing;
 pub mod tokens;
 pub mod totp;

@@ -1,20 +1,20 @@
-//! Access tokens: JWTs signed with Ed25519 (or HS256 by configuration) and verified strictly.
+//! Access tokens: JWTs signed with Ed25519 (or HS256 by configuration) for the JSON API, and with the key
+//! of the client's algorithm for OAuth; verified strictly.
 //!
 //! Verification fixes the algorithm from configuration (never from the header), selects the key by `kid`
 //! among the server's own keys only, refuses headers that try to bring their own key (`jwk`, `jku`, `x5u`,
 //! `x5c`), and requires `typ: at+jwt` (RFC 9068) so that no other kind of token passes as an access token.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
-use super::roles::Role;
+use super::{
+    roles::Role,
+    signing::{self, BadKey, SigningKey},
+};
 
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Tokens longer than this are not parsed at all.
@@ -49,114 +49,99 @@ pub struct OrgClaim {
 #[error("the access token is not valid")]
 pub struct InvalidToken;
 
-/// An Ed25519 private key: its 32-byte seed and its RFC 7638 thumbprint as `kid`.
-pub struct Ed25519Key {
-    pub kid: String,
-    pub seed: Zeroizing<[u8; 32]>,
-}
-
-impl Ed25519Key {
-    pub fn from_seed(seed: Zeroizing<[u8; 32]>) -> Self {
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-        let x = URL_SAFE_NO_PAD.encode(public.as_bytes());
-        Self { kid: jwk_thumbprint(&x), seed }
-    }
-
-    pub fn generate() -> Self {
-        Self::from_seed(Zeroizing::new(super::random::bytes::<32>()))
-    }
-
-    /// The public key as the `x` member of an OKP JWK.
-    pub fn public_x(&self) -> String {
-        let public = ed25519_dalek::SigningKey::from_bytes(&self.seed).verifying_key();
-        URL_SAFE_NO_PAD.encode(public.as_bytes())
-    }
-}
-
-/// RFC 7638 thumbprint of an Ed25519 JWK: the members in lexical order, no spaces.
-fn jwk_thumbprint(x: &str) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+/// How the API's own access tokens are signed: with the current Ed25519 key, or HS256 by configuration.
+enum ApiSigner {
+    Key(Arc<SigningKey>),
+    Hs256 { header: Box<Header>, key: EncodingKey },
 }
 
 /// The keys this server signs with and accepts, and the rules a token must meet.
 pub struct KeyRing {
-    header: Header,
-    encoding: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
-    validation: Validation,
+    api: ApiSigner,
+    /// The current key of each algorithm, for OAuth access tokens and ID tokens.
+    current: HashMap<Algorithm, Arc<SigningKey>>,
+    /// Every key a token may name by `kid`: current, retired but not yet expired, and the HS256 secret.
+    verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    api_validation: Validation,
+    oauth_validation: Validation,
     jwks: serde_json::Value,
 }
 
 impl KeyRing {
-    pub fn eddsa(current: &Ed25519Key, issuer: &str, audience: &str) -> Self {
-        let signing = ed25519_dalek::SigningKey::from_bytes(&current.seed);
-        #[allow(clippy::expect_used)]
-        let der = signing.to_pkcs8_der().expect("an Ed25519 key always encodes as PKCS#8");
-        let public = [(current.kid.clone(), current.public_x())];
-        let verifying = public
-            .iter()
-            .filter_map(|(kid, x)| DecodingKey::from_ed_components(x).ok().map(|k| (kid.clone(), k)))
-            .collect();
-        let keys: Vec<_> = public
-            .iter()
-            .map(|(kid, x)| {
-                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"})
-            })
-            .collect();
-        Self::new(
-            Algorithm::EdDSA,
-            &current.kid,
-            EncodingKey::from_ed_der(der.as_bytes()),
-            verifying,
-            serde_json::json!({ "keys": keys }),
-            issuer,
-            audience,
-        )
-    }
-
-    /// A shared secret is not published: the JWKS stays empty.
-    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Self {
-        let kid = "hs256";
-        let verifying = HashMap::from([(kid.to_string(), DecodingKey::from_secret(secret))]);
-        Self::new(
-            Algorithm::HS256,
-            kid,
-            EncodingKey::from_secret(secret),
-            verifying,
-            serde_json::json!({ "keys": [] }),
-            issuer,
-            audience,
-        )
-    }
-
-    fn new(
-        alg: Algorithm,
-        kid: &str,
-        encoding: EncodingKey,
-        verifying: HashMap<String, DecodingKey>,
-        jwks: serde_json::Value,
+    /// `current` holds one key per algorithm of [`signing::ALGORITHMS`]; `retired` keys still verify and are
+    /// still published, until the tokens they signed have expired. With `hs256`, the API's access tokens are
+    /// HS256 with that secret, which is not published.
+    pub fn new(
+        current: Vec<SigningKey>,
+        retired: Vec<SigningKey>,
+        hs256: Option<&[u8]>,
         issuer: &str,
         audience: &str,
-    ) -> Self {
-        let mut header = Header::new(alg);
-        header.typ = Some(ACCESS_TOKEN_TYPE.into());
-        header.kid = Some(kid.into());
-        let mut validation = Validation::new(alg);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECONDS;
-        Self { header, encoding, verifying, validation, jwks }
+    ) -> Result<Self, BadKey> {
+        let current: HashMap<Algorithm, Arc<SigningKey>> =
+            current.into_iter().map(|key| (key.alg, Arc::new(key))).collect();
+        if signing::ALGORITHMS.iter().any(|alg| !current.contains_key(alg)) {
+            return Err(BadKey::missing());
+        }
+        let mut published: Vec<&SigningKey> = current.values().map(Arc::as_ref).chain(retired.iter()).collect();
+        let mut verifying: HashMap<String, (Algorithm, DecodingKey)> =
+            published.iter().map(|key| (key.kid.clone(), (key.alg, key.decoding_key()))).collect();
+        // RS256 first: relying parties that take the first key find the one ID tokens use by default.
+        published.sort_by_key(|key| signing::ALGORITHMS.iter().position(|alg| *alg == key.alg));
+        let jwks = serde_json::json!({ "keys": published.iter().map(|key| key.public_jwk()).collect::<Vec<_>>() });
+        let (api, api_alg) = match hs256 {
+            Some(secret) => {
+                let kid = "hs256";
+                verifying.insert(kid.into(), (Algorithm::HS256, DecodingKey::from_secret(secret)));
+                let mut header = Header::new(Algorithm::HS256);
+                header.typ = Some(ACCESS_TOKEN_TYPE.into());
+                header.kid = Some(kid.into());
+                (ApiSigner::Hs256 { header: Box::new(header), key: EncodingKey::from_secret(secret) }, Algorithm::HS256)
+            }
+            None => (ApiSigner::Key(current[&Algorithm::EdDSA].clone()), Algorithm::EdDSA),
+        };
+        let mut api_validation = validation(&[api_alg], issuer);
+        api_validation.set_audience(&[audience]);
+        // An OAuth access token's audience is the client it was issued to; the caller compares the two.
+        let mut oauth_validation = validation(&signing::ALGORITHMS, issuer);
+        oauth_validation.validate_aud = false;
+        Ok(Self { api, current, verifying, api_validation, oauth_validation, jwks })
     }
 
+    /// A fresh key set, for tests and benches.
+    #[allow(clippy::expect_used)]
+    pub fn generated(hs256: Option<&[u8]>, issuer: &str, audience: &str) -> Self {
+        let keys = signing::ALGORITHMS.iter().map(|alg| SigningKey::generate(*alg).expect("key generation")).collect();
+        Self::new(keys, vec![], hs256, issuer, audience).expect("a complete key set")
+    }
+
+    /// Signs an access token of the JSON API.
     pub fn sign(&self, claims: &AccessClaims) -> String {
-        #[allow(clippy::expect_used)]
-        jsonwebtoken::encode(&self.header, claims, &self.encoding).expect("signing serialisable claims cannot fail")
+        match &self.api {
+            ApiSigner::Key(key) => key.sign(ACCESS_TOKEN_TYPE, claims),
+            #[allow(clippy::expect_used)]
+            ApiSigner::Hs256 { header, key } => {
+                jsonwebtoken::encode(header, claims, key).expect("signing serialisable claims cannot fail")
+            }
+        }
     }
 
+    /// The current key of `alg`; RS256's for an algorithm the server does not sign with.
+    pub fn signing_key(&self, alg: Algorithm) -> &SigningKey {
+        self.current.get(&alg).unwrap_or(&self.current[&Algorithm::RS256])
+    }
+
+    /// An access token of the JSON API: its audience, its one algorithm.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, InvalidToken> {
+        self.verify_with(token, &self.api_validation)
+    }
+
+    /// An OAuth access token (RFC 9068) with its claims as `T`; the audience is left to the caller.
+    pub fn verify_oauth<T: DeserializeOwned>(&self, token: &str) -> Result<T, InvalidToken> {
+        self.verify_with(token, &self.oauth_validation)
+    }
+
+    fn verify_with<T: DeserializeOwned>(&self, token: &str, validation: &Validation) -> Result<T, InvalidToken> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(InvalidToken);
         }
@@ -166,10 +151,24 @@ impl KeyRing {
         if brings_own_key || header.typ.as_deref().is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
             return Err(InvalidToken);
         }
-        let key = header.kid.as_deref().and_then(|kid| self.verifying.get(kid)).ok_or(InvalidToken)?;
-        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|_| InvalidToken)
+        let (alg, key) = header.kid.as_deref().and_then(|kid| self.verifying.get(kid)).ok_or(InvalidToken)?;
+        // The key decides the algorithm; a header naming another one is refused.
+        if header.alg != *alg || !validation.algorithms.contains(alg) {
+            return Err(InvalidToken);
+        }
+        // jsonwebtoken wants every algorithm it is given to fit the key.
+        let narrowed;
+        let validation = if validation.algorithms.len() == 1 {
+            validation
+        } else {
+            narrowed = {
+                let mut one = validation.clone();
+                one.algorithms = vec![*alg];
+                one
+            };
+            &narrowed
+        };
+        jsonwebtoken::decode::<T>(token, key, validation).map(|data| data.claims).map_err(|_| InvalidToken)
     }
 
     pub fn jwks(&self) -> &serde_json::Value {
@@ -177,8 +176,20 @@ impl KeyRing {
     }
 }
 
+fn validation(algorithms: &[Algorithm], issuer: &str) -> Validation {
+    let mut validation = Validation::new(algorithms[0]);
+    validation.algorithms = algorithms.to_vec();
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECONDS;
+    validation
+}
+
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
 
     const ISS: &str = "https://auth.example";
@@ -212,22 +223,44 @@ mod tests {
         token.split('.').map(str::to_string).collect()
     }
 
+    fn ring() -> KeyRing {
+        KeyRing::generated(None, ISS, AUD)
+    }
+
     #[test]
     fn eddsa_round_trip_with_kid_and_jwks() {
-        let key = Ed25519Key::generate();
-        let ring = KeyRing::eddsa(&key, ISS, AUD);
+        let ring = ring();
         let c = claims();
         let token = ring.sign(&c);
         assert_eq!(ring.verify(&token).unwrap(), c);
         let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
+        let key = ring.signing_key(Algorithm::EdDSA);
+        assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::EdDSA, Some(key.kid.as_str())));
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-        assert_eq!(ring.jwks()["keys"][0]["x"], key.public_x());
+        let algs: Vec<_> = ring.jwks()["keys"].as_array().unwrap().iter().map(|k| k["alg"].clone()).collect();
+        assert_eq!(algs, ["RS256", "EdDSA", "ES256"], "RS256 first");
+    }
+
+    #[test]
+    fn api_tokens_and_oauth_tokens_do_not_pass_for_each_other() {
+        let ring = ring();
+        // Signed by the server's RSA key with the right typ, issuer and audience: still not an API token.
+        let rsa = ring.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &claims());
+        assert_eq!(ring.verify(&rsa), Err(InvalidToken));
+        assert!(ring.verify_oauth::<AccessClaims>(&rsa).is_ok());
+        // A header naming another algorithm than its key's is refused.
+        let p = parts(&rsa);
+        let header =
+            b64(&serde_json::json!({"alg": "RS384", "typ": "at+jwt", "kid": ring.signing_key(Algorithm::RS256).kid}));
+        assert!(ring.verify_oauth::<AccessClaims>(&format!("{header}.{}.{}", p[1], p[2])).is_err());
+        // An ID token (typ JWT) is not an access token.
+        let id = ring.signing_key(Algorithm::RS256).sign("JWT", &claims());
+        assert!(ring.verify_oauth::<AccessClaims>(&id).is_err());
     }
 
     #[test]
     fn tampered_payload_and_signature_are_refused() {
-        let ring = KeyRing::eddsa(&Ed25519Key::generate(), ISS, AUD);
+        let ring = ring();
         let token = ring.sign(&claims());
         let p = parts(&token);
         let mut promoted = claims();
@@ -242,28 +275,26 @@ mod tests {
 
     #[test]
     fn alg_none_and_key_confusion_are_refused() {
-        let key = Ed25519Key::generate();
-        let ring = KeyRing::eddsa(&key, ISS, AUD);
+        let ring = ring();
+        let key = ring.signing_key(Algorithm::EdDSA);
         let payload = b64(&serde_json::to_value(claims()).unwrap());
         for alg in ["none", "None", "NONE", "nOnE"] {
             let header = b64(&serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": key.kid}));
             assert_eq!(ring.verify(&format!("{header}.{payload}.")), Err(InvalidToken));
         }
         // The public key used as an HMAC secret must not verify.
-        let x = URL_SAFE_NO_PAD.decode(key.public_x()).unwrap();
-        let confused = KeyRing::hs256(&x, ISS, AUD);
+        let x = URL_SAFE_NO_PAD.decode(key.public_jwk()["x"].as_str().unwrap()).unwrap();
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".into());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(&x)).unwrap();
         assert_eq!(ring.verify(&token), Err(InvalidToken));
-        drop(confused);
     }
 
     #[test]
     fn foreign_keys_and_unknown_kids_are_refused() {
-        let ring = KeyRing::eddsa(&Ed25519Key::generate(), ISS, AUD);
-        let attacker = KeyRing::eddsa(&Ed25519Key::generate(), ISS, AUD);
+        let ring = ring();
+        let attacker = KeyRing::generated(None, ISS, AUD);
         assert_eq!(ring.verify(&attacker.sign(&claims())), Err(InvalidToken));
         assert_eq!(ring.verify(&"a".repeat(10_000)), Err(InvalidToken));
     }
@@ -271,7 +302,7 @@ mod tests {
     #[test]
     fn claims_are_enforced() {
         let secret = [42u8; 32];
-        let ring = KeyRing::hs256(&secret, ISS, AUD);
+        let ring = KeyRing::generated(Some(&secret), ISS, AUD);
         let sign = |value: serde_json::Value, typ: Option<&str>| {
             let mut header = Header::new(Algorithm::HS256);
             header.typ = typ.map(str::to_string);

@@ -11,7 +11,8 @@ use crate::{
     domain::{
         random,
         seal::Sealer,
-        tokens::{Ed25519Key, KeyRing},
+        signing::{self, SigningKey},
+        tokens::KeyRing,
     },
     store::{Db, keys},
 };
@@ -61,32 +62,84 @@ fn create_key_file(path: &Path) -> anyhow::Result<Zeroizing<[u8; 32]>> {
     }
 }
 
-/// Builds the key ring: HS256 from configuration, or the database's Ed25519 key, created on first start.
+/// How long a retired key stays published and accepted: past the life of the last token it signed.
+fn retired_keys_kept(config: &Config) -> std::time::Duration {
+    config.access_ttl + std::time::Duration::from_secs(300)
+}
+
+/// Builds the key ring from the database's keys, creating the missing ones on first start (and the RSA
+/// and P-256 keys on the first start of a database that had only Ed25519). HS256 from configuration
+/// signs the API's access tokens instead of the Ed25519 key.
 pub async fn load_key_ring(config: &Config, db: &Db, sealer: &Sealer) -> anyhow::Result<KeyRing> {
-    if let JwtSigning::Hs256(secret) = &config.jwt_signing {
-        return Ok(KeyRing::hs256(secret, &config.issuer, &config.audience));
-    }
-    if keys::current(db.pool()).await?.is_none() {
-        let fresh = Ed25519Key::generate();
-        let stored = keys::StoredKey {
-            public_x: fresh.public_x(),
-            sealed_private: sealer.seal(fresh.seed.as_slice(), &purpose(&fresh.kid)),
-            kid: fresh.kid,
-        };
+    let now = clock::now_ms();
+    let kept_since = now - retired_keys_kept(config).as_millis() as i64;
+    let present = keys::usable(db.pool(), kept_since).await?;
+    let missing: Vec<_> = signing::ALGORITHMS
+        .into_iter()
+        .filter(|alg| !present.iter().any(|k| k.current && k.alg == signing::alg_name(*alg)))
+        .collect();
+    if !missing.is_empty() {
         let mut tx = db.begin().await?;
-        keys::insert_current_if_absent(&mut tx, &stored, "EdDSA", clock::now_ms()).await?;
+        for alg in missing {
+            keys::insert_current_if_absent(&mut tx, &stored(&SigningKey::generate(alg)?, sealer), now).await?;
+        }
         tx.commit().await?;
     }
-    let Some(stored) = keys::current(db.pool()).await? else { bail!("the signing key vanished after it was created") };
-    let seed = sealer.open(&stored.sealed_private, &purpose(&stored.kid)).map_err(|_| {
+    let (mut current, mut retired) = (vec![], vec![]);
+    for stored in keys::usable(db.pool(), kept_since).await? {
+        let key = open(&stored, sealer)?;
+        if stored.current { current.push(key) } else { retired.push(key) }
+    }
+    let hs256 = match &config.jwt_signing {
+        JwtSigning::Hs256(secret) => Some(secret.as_slice()),
+        JwtSigning::EdDsa => None,
+    };
+    Ok(KeyRing::new(current, retired, hs256, &config.issuer, &config.audience)?)
+}
+
+/// `latchkey keys rotate`: a new key of every algorithm becomes current; the old ones stay published and
+/// accepted until the tokens they signed have expired. Instances pick the new keys up when they start.
+pub async fn rotate(db: &Db, sealer: &Sealer) -> anyhow::Result<Vec<String>> {
+    let fresh = signing::ALGORITHMS.into_iter().map(SigningKey::generate).collect::<Result<Vec<_>, _>>()?;
+    let now = clock::now_ms();
+    let mut tx = db.begin().await?;
+    keys::retire_current(&mut tx, now).await?;
+    for key in &fresh {
+        keys::insert_current_if_absent(&mut tx, &stored(key, sealer), now).await?;
+    }
+    tx.commit().await?;
+    Ok(fresh.into_iter().map(|key| key.kid).collect())
+}
+
+fn stored(key: &SigningKey, sealer: &Sealer) -> keys::StoredKey {
+    let public = match key.public_jwk()["x"].as_str() {
+        Some(x) if key.alg == jsonwebtoken::Algorithm::EdDSA => x.to_string(),
+        _ => key.public_jwk().to_string(),
+    };
+    keys::StoredKey {
+        kid: key.kid.clone(),
+        alg: signing::alg_name(key.alg).into(),
+        public,
+        sealed_private: sealer.seal(&key.private_bytes(), &purpose(&key.kid)),
+        current: true,
+    }
+}
+
+fn open(stored: &keys::StoredKey, sealer: &Sealer) -> anyhow::Result<SigningKey> {
+    let private = sealer.open(&stored.sealed_private, &purpose(&stored.kid)).map_err(|_| {
         anyhow::anyhow!(
-            "the server key does not open the signing key in this database: \
+            "the server key does not open the signing keys in this database: \
              start with the LATCHKEY_SECRET_KEY or key file this database was created with"
         )
     })?;
-    let seed: Zeroizing<[u8; 32]> =
-        Zeroizing::new(seed.as_slice().try_into().context("the stored signing key has the wrong length")?);
-    Ok(KeyRing::eddsa(&Ed25519Key::from_seed(seed), &config.issuer, &config.audience))
+    let Some(alg) = signing::parse_alg(&stored.alg) else {
+        bail!("signing key {} has an unknown algorithm", stored.kid)
+    };
+    let key = SigningKey::from_private(alg, &private)?;
+    if key.kid != stored.kid {
+        bail!("signing key {} does not match its stored id", stored.kid);
+    }
+    Ok(key)
 }
 
 fn purpose(kid: &str) -> String {
