@@ -17,7 +17,7 @@ use tower_http::{
 use crate::{
     config::Config,
     edge::{error, headers, metrics, serve},
-    http,
+    http, oauth,
     service::Services,
     web,
 };
@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     metrics::handle();
     Router::new()
         .merge(http::router(&state))
+        .merge(oauth::router())
         .merge(metrics::router())
         .merge(web::router(&state))
         .fallback(web::not_found)

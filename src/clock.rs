@@ -13,3 +13,8 @@ pub fn from_ms(ms: i64) -> OffsetDateTime {
 pub fn duration_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Unix milliseconds as RFC 3339 text, as pages and the CLI show times.
+pub fn rfc3339(ms: i64) -> String {
+    from_ms(ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod http;
+pub mod oauth;
 pub mod service;
 pub mod store;
 pub mod web;

@@ -12,10 +12,12 @@ use latchkey::{
         roles::Role,
     },
     edge::error::ApiError,
+    http::clients::ClientView,
     service::{
         Client, Services,
         accounts::InitialPassword,
         admin::{Actor, UserChanges},
+        oauth_clients::ClientSettings,
     },
     store::Db,
 };
@@ -53,6 +55,51 @@ enum Command {
     /// Manage the token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Register the applications that sign users in through Latchkey (OpenID Connect clients).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints it as JSON, with its secret (shown this once) for a confidential one.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (single-page or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// authorization_code, refresh_token, client_credentials (default: the first two).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Default: openid profile email offline_access roles.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// required (default) or implicit.
+        #[arg(long)]
+        consent: Option<String>,
+        #[arg(long)]
+        require_mfa: bool,
+        #[arg(long)]
+        require_pkce: bool,
+        /// RS256 (default), EdDSA or ES256.
+        #[arg(long)]
+        id_token_alg: Option<String>,
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+    },
+    /// List the registered clients as JSON.
+    List,
+    /// Show one client as JSON.
+    Show { client_id: String },
+    /// Delete a client, with its grants and tokens.
+    Delete { client_id: String },
+    /// Make a new secret for a confidential client; the old one stops working.
+    RotateSecret { client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(command) => user_command(config, command).await,
         Command::Rules(command) => rules_command(config, command).await,
+        Command::Client(command) => client_command(config, command).await,
         Command::Keys(KeysCommand::Rotate) => {
             let services = Services::start(config).await?;
             let kids = latchkey::service::keys::rotate(&services.db, &services.sealer).await?;
@@ -147,6 +195,66 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn client_command(config: Config, command: ClientCommand) -> anyhow::Result<()> {
+    let services = Services::start(config).await?;
+    let who = Client::default();
+    let explain = |e: latchkey::error::Error| match e {
+        latchkey::error::Error::Validation(problems) => anyhow::anyhow!(
+            "{}",
+            problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; ")
+        ),
+        other => anyhow::anyhow!("{}", ApiError::from(other).body.message),
+    };
+    let output = match command {
+        ClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            grants,
+            scopes,
+            consent,
+            require_mfa,
+            require_pkce,
+            id_token_alg,
+            backchannel_logout_uri,
+        } => {
+            let settings = ClientSettings {
+                name: Some(name),
+                redirect_uris: Some(redirect_uris),
+                post_logout_redirect_uris: Some(post_logout_redirect_uris),
+                public: Some(public),
+                grant_types: (!grants.is_empty()).then_some(grants),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                consent,
+                require_mfa: Some(require_mfa),
+                require_pkce: (require_pkce || public).then_some(true),
+                id_token_signed_response_alg: id_token_alg,
+                backchannel_logout_uri,
+            };
+            let issued = services.create_client(Actor::Operator, settings, &who).await.map_err(explain)?;
+            serde_json::to_value(ClientView::from(issued))?
+        }
+        ClientCommand::List => {
+            let clients = services.list_clients().await.map_err(explain)?;
+            serde_json::to_value(clients.into_iter().map(|c| ClientView::new(c, None)).collect::<Vec<_>>())?
+        }
+        ClientCommand::Show { client_id } => {
+            serde_json::to_value(ClientView::new(services.find_client(&client_id).await.map_err(explain)?, None))?
+        }
+        ClientCommand::Delete { client_id } => {
+            services.delete_client(Actor::Operator, &client_id, &who).await.map_err(explain)?;
+            serde_json::json!({ "deleted": client_id })
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let secret = services.rotate_client_secret(Actor::Operator, &client_id, &who).await.map_err(explain)?;
+            serde_json::json!({ "client_id": client_id, "client_secret": secret })
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
 }
 
 async fn rules_command(config: Config, command: RulesCommand) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod device_token;
 pub mod identity;
 pub mod mac;
+pub mod oauth;
 pub mod password;
 pub mod pre_session;
 pub mod random;

@@ -184,6 +184,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// For a face with an error shape of its own (OAuth's RFC 6749 JSON): `normalize` leaves the response alone.
+pub fn keep_as_is(response: &mut Response) {
+    response.extensions_mut().insert(Normalized);
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         ApiError::from(self).into_response()

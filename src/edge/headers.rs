@@ -30,7 +30,11 @@ pub async fn security_headers(State(app): State<AppState>, request: Request, nex
         (false, true) => PAGE_CSP,
         (false, false) => API_CSP,
     };
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    // A page with a narrower policy of its own (the form-post response, which must post to the client)
+    // keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod clients;
 pub mod extract;
 pub mod mfa;
 pub mod openapi;
@@ -27,6 +28,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(sessions::router())
         .merge(audit::router())
         .merge(admin::router())
+        .merge(clients::router())
         .merge(orgs::router())
         .merge(authz::router())
         // Responses under /api carry tokens or personal data: never cache them.

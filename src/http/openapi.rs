@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, authz, extract, mfa, ops, orgs, sessions};
+use super::{admin, audit, auth, authz, clients, extract, mfa, ops, orgs, sessions};
 use crate::edge::error;
 
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use crate::edge::error;
         mfa::challenge,
         sessions::list, sessions::revoke, audit::own, audit::all,
         admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
+        clients::create, clients::list, clients::show, clients::update, clients::remove, clients::rotate_secret,
         orgs::create, orgs::list, orgs::show, orgs::members, orgs::set_member, orgs::remove_member,
         orgs::invitations, orgs::accept_invitation, orgs::remove_invitation,
         authz::forward_auth, authz::auth_request,

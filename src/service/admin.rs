@@ -23,7 +23,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self {
             Actor::Admin(id) => id.to_string(),
             Actor::Operator => "cli".into(),

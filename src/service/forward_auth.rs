@@ -145,7 +145,7 @@ impl Services {
             return Ok(Some((self.known_user(session.user_id).await?, session.mfa)));
         }
         let generation = self.remembered.forgotten.load(Ordering::SeqCst);
-        let Some(BrowserState::SignedIn { user, claims }) = self.web_session(cookie).await?.map(|s| s.state) else {
+        let Some(BrowserState::SignedIn { user, claims, .. }) = self.web_session(cookie).await?.map(|s| s.state) else {
             return Ok(None);
         };
         let session = KnownSession { session_id: claims.sid, user_id: user.id, mfa: claims.mfa };

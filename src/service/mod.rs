@@ -11,6 +11,8 @@ pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
 pub mod mfa;
+pub mod oauth_clients;
+pub mod oidc;
 pub mod orgs;
 pub mod passwords;
 pub mod rate_limit;

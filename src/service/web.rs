@@ -23,8 +23,15 @@ const TOUCH_EVERY_MS: i64 = 60 * 1000;
 
 pub enum BrowserState {
     Anonymous,
-    SecondFactorOwed { sealed_mfa_token: Vec<u8> },
-    SignedIn { user: Box<UserRecord>, claims: Box<AccessClaims> },
+    SecondFactorOwed {
+        sealed_mfa_token: Vec<u8>,
+    },
+    /// `auth_time`: when the session signed in (Unix seconds), for OpenID Connect's `max_age` and `auth_time`.
+    SignedIn {
+        user: Box<UserRecord>,
+        claims: Box<AccessClaims>,
+        auth_time: i64,
+    },
 }
 
 pub struct BrowserSession {
@@ -79,7 +86,11 @@ impl Services {
                     amr: session.amr.clone(),
                     orgs: vec![],
                 };
-                BrowserState::SignedIn { user: Box::new(user), claims: Box::new(claims) }
+                BrowserState::SignedIn {
+                    user: Box::new(user),
+                    claims: Box::new(claims),
+                    auth_time: session.created_at / 1000,
+                }
             }
             (None, Some(sealed_mfa_token)) => BrowserState::SecondFactorOwed { sealed_mfa_token },
             (None, None) => BrowserState::Anonymous,

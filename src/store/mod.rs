@@ -6,6 +6,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod lockouts;
 pub mod mfa;
+pub mod oauth;
 pub mod orgs;
 pub mod sessions;
 pub mod users;

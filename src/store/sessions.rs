@@ -213,8 +213,7 @@ pub async fn extend_access_expiry(conn: &mut AnyConnection, id: Uuid, exp: i64) 
     Ok(())
 }
 
-/// Revoked sessions with an access token that expires at `at` (Unix ms) or later, with that expiry.
-/// Revoked sessions that issued an access token still valid at `tokens_at`, or that were revoked since
+/// Revoked sessions (and OAuth grants, whose ids share the revocation set) that issued an access token still valid at `tokens_at`, or that were revoked since
 /// `revoked_since`: (id, latest access-token expiry, revoked at).
 pub async fn revoked_recently<'e>(
     ex: impl AnyExecutor<'e>,
@@ -224,7 +223,9 @@ pub async fn revoked_recently<'e>(
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT id, COALESCE(access_expires_at, 0), revoked_at FROM sessions \
          WHERE revoked_at IS NOT NULL AND access_expires_at >= $1 \
-         UNION SELECT id, COALESCE(access_expires_at, 0), revoked_at FROM sessions WHERE revoked_at >= $2",
+         UNION SELECT id, COALESCE(access_expires_at, 0), revoked_at FROM sessions WHERE revoked_at >= $2 \
+         UNION SELECT id, access_expires_at, revoked_at FROM oauth_grants \
+         WHERE revoked_at IS NOT NULL AND access_expires_at >= $1",
     )
     .bind(tokens_at)
     .bind(revoked_since)

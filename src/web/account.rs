@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 /// The signed-in user and the claims the services expect.
 pub fn parts(session: &BrowserSession) -> Result<(&UserRecord, &AccessClaims), PageError> {
     match &session.state {
-        BrowserState::SignedIn { user, claims } => Ok((user, claims)),
+        BrowserState::SignedIn { user, claims, .. } => Ok((user, claims)),
         _ => Err(PageError::SignIn),
     }
 }
@@ -76,10 +76,6 @@ struct AccountPage {
     error: Option<String>,
 }
 
-fn rfc3339(ms: i64) -> String {
-    clock::from_ms(ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 async fn account_page(
     app: &AppState,
     session: &BrowserSession,
@@ -105,12 +101,17 @@ async fn account_page(
                 id: s.id,
                 ip: s.ip.unwrap_or_default(),
                 user_agent: s.user_agent.unwrap_or_else(|| "Unknown device".into()),
-                last_used_at: rfc3339(s.last_used_at),
+                last_used_at: clock::rfc3339(s.last_used_at),
             })
             .collect(),
         events: events
             .into_iter()
-            .map(|e| EventRow { at: rfc3339(e.at), action: e.action, outcome: e.outcome, ip: e.ip.unwrap_or_default() })
+            .map(|e| EventRow {
+                at: clock::rfc3339(e.at),
+                action: e.action,
+                outcome: e.outcome,
+                ip: e.ip.unwrap_or_default(),
+            })
             .collect(),
         notice,
         error,

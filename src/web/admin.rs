@@ -121,7 +121,7 @@ async fn page(
         events: events
             .into_iter()
             .map(|e| EventRow {
-                at: clock::from_ms(e.at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                at: clock::rfc3339(e.at),
                 user: e.user_id.map(|u| u.to_string()).unwrap_or_default(),
                 action: e.action,
                 outcome: e.outcome,

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod authorize;
 pub mod pages;
 pub mod session;
 mod sign_in;
@@ -24,9 +25,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(sign_in::router(state))
         .merge(account::router())
         .merge(admin::router())
+        .merge(authorize::router())
         .route(
             "/static/app.css",
             get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) }),
+        )
+        .route(
+            "/static/form_post.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/form_post.js")) }),
         )
         .route(
             "/static/app.js",

@@ -42,6 +42,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
 #[derive(Deserialize)]
 pub struct Next {
     next: Option<String>,
+    /// An application asked for a fresh sign-in (`prompt=login`, `max_age`): show the form even when
+    /// signed in.
+    again: Option<String>,
 }
 
 impl Next {
@@ -90,7 +93,10 @@ async fn login_page(
 ) -> Result<Response, PageError> {
     if let Some(Browser(s)) = &browser {
         match s.state {
-            BrowserState::SignedIn { .. } => return Ok(Redirect::to(&next.target(&app)).into_response()),
+            BrowserState::SignedIn { .. } if next.again.is_none() => {
+                return Ok(Redirect::to(&next.target(&app)).into_response());
+            }
+            BrowserState::SignedIn { .. } => {}
             BrowserState::SecondFactorOwed { .. } | BrowserState::Anonymous => {}
         }
     }

@@ -13,6 +13,7 @@ mod forward_auth;
 mod lockout;
 mod login;
 mod mfa;
+mod oidc;
 mod ops;
 mod orgs;
 mod proxies;

@@ -1,0 +1,170 @@
+//! `/api/v1/admin/clients*`: administrators register the applications that sign users in through
+//! Latchkey (OpenID Connect relying parties).
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::{Json, RequirePermission, UsersWrite};
+use crate::{
+    app::AppState,
+    clock,
+    edge::{
+        client::ClientInfo,
+        error::{ApiError, ErrorBody},
+    },
+    service::{
+        admin::Actor,
+        oauth_clients::{ClientSettings, IssuedClient},
+    },
+    store::oauth::ClientRecord,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/clients", get(list).post(create))
+        .route("/admin/clients/{client_id}", get(show).patch(update).delete(remove))
+        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+}
+
+/// A registered client as the API and the CLI show it.
+#[derive(Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    /// Only when it was just made: it is stored hashed and cannot be shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub consent: String,
+    pub require_mfa: bool,
+    pub require_pkce: bool,
+    pub id_token_signed_response_alg: String,
+    pub backchannel_logout_uri: Option<String>,
+    pub created_at: String,
+    /// When the client last obtained a token.
+    pub last_token_at: Option<String>,
+}
+
+impl ClientView {
+    pub fn new(client: ClientRecord, secret: Option<String>) -> Self {
+        Self {
+            public: client.secret_hash.is_none(),
+            client_secret: secret,
+            client_id: client.client_id,
+            name: client.name,
+            redirect_uris: client.redirect_uris,
+            post_logout_redirect_uris: client.post_logout_redirect_uris,
+            grant_types: client.grant_types,
+            scopes: client.scopes,
+            consent: client.consent,
+            require_mfa: client.require_mfa,
+            require_pkce: client.require_pkce,
+            id_token_signed_response_alg: client.id_token_alg,
+            backchannel_logout_uri: client.backchannel_logout_uri,
+            created_at: clock::rfc3339(client.created_at),
+            last_token_at: client.last_token_at.map(clock::rfc3339),
+        }
+    }
+}
+
+impl From<IssuedClient> for ClientView {
+    fn from(issued: IssuedClient) -> Self {
+        Self::new(issued.client, issued.secret)
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Secret {
+    pub client_secret: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = ClientSettings,
+    security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 201, description = "Registered; a confidential client's secret is shown this once", body = ClientView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, description = "A setting is not valid (`details` names it)", body = ErrorBody),
+    ))]
+async fn create(
+    State(app): State<AppState>,
+    RequirePermission(admin, _): RequirePermission<UsersWrite>,
+    ClientInfo(who): ClientInfo,
+    Json(settings): Json<ClientSettings>,
+) -> Result<(StatusCode, axum::Json<ClientView>), ApiError> {
+    if settings.name.is_none() {
+        return Err(ApiError::validation("name", "The field name is required."));
+    }
+    let issued = app.create_client(Actor::Admin(admin.sub), settings, &who).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/clients", tag = "admin", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, body = [ClientView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list(
+    State(app): State<AppState>,
+    _admin: RequirePermission<UsersWrite>,
+) -> Result<axum::Json<Vec<ClientView>>, ApiError> {
+    Ok(axum::Json(app.list_clients().await?.into_iter().map(|c| ClientView::new(c, None)).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/clients/{client_id}", tag = "admin", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn show(
+    State(app): State<AppState>,
+    _admin: RequirePermission<UsersWrite>,
+    Path(client_id): Path<String>,
+) -> Result<axum::Json<ClientView>, ApiError> {
+    Ok(axum::Json(ClientView::new(app.find_client(&client_id).await?, None)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/admin/clients/{client_id}", tag = "admin", request_body = ClientSettings,
+    security(("bearer" = []), ("password" = [])),
+    responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update(
+    State(app): State<AppState>,
+    RequirePermission(admin, _): RequirePermission<UsersWrite>,
+    ClientInfo(who): ClientInfo,
+    Path(client_id): Path<String>,
+    Json(settings): Json<ClientSettings>,
+) -> Result<axum::Json<ClientView>, ApiError> {
+    let client = app.update_client(Actor::Admin(admin.sub), &client_id, settings, &who).await?;
+    Ok(axum::Json(ClientView::new(client, None)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/clients/{client_id}", tag = "admin", security(("bearer" = []), ("password" = [])),
+    responses((status = 204, description = "Deleted, with its grants and tokens"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn remove(
+    State(app): State<AppState>,
+    RequirePermission(admin, _): RequirePermission<UsersWrite>,
+    ClientInfo(who): ClientInfo,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.delete_client(Actor::Admin(admin.sub), &client_id, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/secret", tag = "admin", security(("bearer" = []), ("password" = [])),
+    responses((status = 200, description = "The new secret; the old one stops working", body = Secret),
+        (status = 403, body = ErrorBody), (status = 404, description = "No such confidential client", body = ErrorBody)))]
+async fn rotate_secret(
+    State(app): State<AppState>,
+    RequirePermission(admin, _): RequirePermission<UsersWrite>,
+    ClientInfo(who): ClientInfo,
+    Path(client_id): Path<String>,
+) -> Result<axum::Json<Secret>, ApiError> {
+    let client_secret = app.rotate_client_secret(Actor::Admin(admin.sub), &client_id, &who).await?;
+    Ok(axum::Json(Secret { client_secret }))
+}

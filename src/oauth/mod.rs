@@ -1,0 +1,21 @@
+//! The OAuth 2.0 / OpenID Connect endpoints that programs call: discovery, the token endpoint and userinfo.
+//! Their errors are RFC 6749's (`{"error", "error_description"}`), not the JSON API's. The authorization
+//! endpoint and the consent page are pages for people and live with them (`web::authorize`).
+
+mod discovery;
+mod token;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::document))
+        .route("/.well-known/oauth-authorization-server", get(discovery::document))
+        .route("/oauth2/token", post(token::token))
+        .route("/oauth2/userinfo", get(token::userinfo).post(token::userinfo))
+}

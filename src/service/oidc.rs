@@ -1,0 +1,587 @@
+//! The OpenID Connect flows: the authorization request (sign-in, MFA, consent, code), the token endpoint's
+//! grants, and userinfo. A grant belongs to the browser session that approved it: its access tokens name
+//! both, and either revoked (logout, logout-all, password change, deactivation, code reuse) refuses them
+//! through the in-memory revocation set, on every instance.
+
+use jsonwebtoken::Algorithm;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+};
+use crate::{
+    clock,
+    domain::{
+        oauth::{
+            self, AuthorizationRequest, Checked, ClientRules, OauthAccessClaims, OrgDetail, Person, ResponseMode,
+            Scopes,
+        },
+        random,
+        roles::Role,
+        signing,
+        tokens::{ACCESS_TOKEN_TYPE, OrgClaim},
+    },
+    error::{Error, Result},
+    service::web::{BrowserSession, BrowserState},
+    store::{
+        oauth::{self as store, ClientRecord, CodeRecord, GrantRecord},
+        orgs::OrgRecord,
+        sessions,
+        users::{self, UserRecord},
+    },
+};
+
+/// RFC 9700 §4.1.2 and API.md: codes live 60 seconds.
+const CODE_TTL_MS: i64 = 60_000;
+
+/// Where an authorization request goes next.
+pub enum Authorize {
+    /// `client_id` or `redirect_uri` is wrong: shown to the person, never sent anywhere.
+    Refuse(&'static str),
+    /// The answer goes back to the client (a code, or an error) by `mode`.
+    Respond { redirect_uri: String, params: Vec<(&'static str, String)>, mode: ResponseMode },
+    /// The person must sign in (again): to `/login` with this `next`.
+    SignIn { next: String, again: bool },
+    /// The client wants a second factor this session has not given.
+    SecondFactor { next: String },
+    /// Ask the person: the consent page for this client and these scopes.
+    Consent { client_name: String, scopes: Vec<String> },
+}
+
+/// What the token endpoint answers (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// RFC 6749 §5.2's errors, without HTTP: the face gives `invalid_client` its 401.
+#[derive(Debug)]
+pub struct TokenError {
+    pub error: &'static str,
+    pub description: &'static str,
+}
+
+impl TokenError {
+    const fn new(error: &'static str, description: &'static str) -> Self {
+        Self { error, description }
+    }
+}
+
+const INVALID_CLIENT: TokenError = TokenError::new("invalid_client", "Client authentication failed.");
+const INVALID_GRANT: TokenError =
+    TokenError::new("invalid_grant", "The grant is invalid, expired, revoked, or was issued to another client.");
+
+/// A token endpoint failure that is ours, not the client's, still answers in the RFC's shape.
+impl From<Error> for TokenError {
+    fn from(e: Error) -> Self {
+        match e {
+            // The user was deactivated, or the session ended, between the checks.
+            Error::InvalidToken => INVALID_GRANT,
+            Error::Unavailable => TokenError::new("temporarily_unavailable", "Try again shortly."),
+            other => {
+                tracing::error!(error = %other, "token endpoint failed");
+                TokenError::new("server_error", "Something went wrong on our side.")
+            }
+        }
+    }
+}
+
+/// How a client authenticated at the token endpoint.
+pub struct ClientCredentials<'a> {
+    pub client_id: &'a str,
+    pub secret: Option<&'a str>,
+}
+
+fn rules(client: &ClientRecord) -> Scopes {
+    Scopes::parse(&client.scopes.join(" "))
+}
+
+impl Services {
+    fn error_response(&self, request: &AuthorizationRequest, error: &'static str, description: &str) -> Authorize {
+        let mut params = vec![("error", error.to_string()), ("error_description", description.to_string())];
+        if let Some(state) = &request.state {
+            params.push(("state", state.clone()));
+        }
+        params.push(("iss", self.config.issuer.clone()));
+        Authorize::Respond { redirect_uri: request.redirect_uri.clone(), params, mode: request.response_mode() }
+    }
+
+    /// The authorization endpoint, for a browser that is `browser` (or none). `query` is the request as
+    /// received, to come back to after a sign-in.
+    pub async fn oauth_authorize(
+        &self,
+        request: &AuthorizationRequest,
+        query: &str,
+        browser: Option<&BrowserSession>,
+    ) -> Result<Authorize> {
+        let Some(client) = self.client_for(request).await? else {
+            return Ok(Authorize::Refuse(
+                "The application that sent you here is not registered, or gave a return address it did not register.",
+            ));
+        };
+        let checked = match request.check(&ClientRules { scopes: &rules(&client), pkce_required: client.require_pkce })
+        {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(self.error_response(request, refused.error, refused.description)),
+        };
+        if !client.grant_types.iter().any(|g| g == "authorization_code") {
+            return Ok(self.error_response(request, "unauthorized_client", "This client may not use the code flow."));
+        }
+        let now = clock::now_ms() / 1000;
+        let signed_in = browser.and_then(|b| match &b.state {
+            BrowserState::SignedIn { user, claims, auth_time } => Some((user, claims, *auth_time)),
+            _ => None,
+        });
+        let back = |fresh: bool| {
+            let mut next = format!("/oauth2/authorize?{}", without_fresh_marker(query));
+            if fresh {
+                next.push_str(&format!("&{}={now}", oauth::FRESH_SINCE));
+            }
+            next
+        };
+        let Some((user, claims, auth_time)) = signed_in else {
+            if checked.prompt.none {
+                return Ok(self.error_response(request, "login_required", "The user is not signed in."));
+            }
+            return Ok(Authorize::SignIn {
+                next: back(checked.prompt.login || checked.max_age.is_some()),
+                again: false,
+            });
+        };
+        if checked.needs_fresh_sign_in(auth_time, now, request.fresh_since) {
+            if checked.prompt.none {
+                return Ok(self.error_response(request, "login_required", "The user must sign in again."));
+            }
+            return Ok(Authorize::SignIn { next: back(true), again: true });
+        }
+        if client.require_mfa && !claims.mfa {
+            if checked.prompt.none {
+                return Ok(self.error_response(request, "interaction_required", "A second factor is needed."));
+            }
+            return Ok(Authorize::SecondFactor { next: back(false) });
+        }
+        let granted = self.scope_to_grant(&client, request, &checked, user.id).await?;
+        if let Some(granted) = granted {
+            return self.issue_code(&client, request, &granted, user.id, claims.sid, auth_time).await;
+        }
+        if checked.prompt.none {
+            return Ok(self.error_response(request, "consent_required", "The user has not consented."));
+        }
+        Ok(Authorize::Consent { client_name: client.name, scopes: request.scope.iter().map(str::to_string).collect() })
+    }
+
+    /// The consent form's answer: the request is checked again from the start, then granted or refused.
+    pub async fn decide_consent(
+        &self,
+        request: &AuthorizationRequest,
+        query: &str,
+        browser: &BrowserSession,
+        allow: bool,
+        who: &Client,
+    ) -> Result<Authorize> {
+        let BrowserState::SignedIn { user, claims, auth_time } = &browser.state else {
+            return self.oauth_authorize(request, query, Some(browser)).await;
+        };
+        let Some(client) = self.client_for(request).await? else {
+            return Ok(Authorize::Refuse("The application is not registered."));
+        };
+        let checked = match request.check(&ClientRules { scopes: &rules(&client), pkce_required: client.require_pkce })
+        {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(self.error_response(request, refused.error, refused.description)),
+        };
+        if client.require_mfa && !claims.mfa {
+            return self.oauth_authorize(request, query, Some(browser)).await;
+        }
+        let event = |action| Event::success(action, user.id).with("client_id", client.client_id.as_str());
+        if !allow {
+            self.record_alone(who, event("oauth_consent_denied")).await?;
+            return Ok(self.error_response(request, "access_denied", "The user refused."));
+        }
+        // Offline access only with prompt=consent or an earlier consent to it (API.md).
+        let previous = store::consent(self.db.pool(), user.id, &client.client_id).await?.map(|s| Scopes::parse(&s));
+        let offline_ok = checked.prompt.consent || previous.as_ref().is_some_and(|p| p.contains("offline_access"));
+        let granted = if offline_ok { request.scope.clone() } else { request.scope.without("offline_access") };
+        let mut tx = self.db.begin().await?;
+        store::save_consent(&mut tx, user.id, &client.client_id, &granted.to_string(), clock::now_ms()).await?;
+        audit::record(&mut tx, who, event("oauth_consent_granted").with("scope", granted.to_string())).await?;
+        tx.commit().await?;
+        self.issue_code(&client, request, &granted, user.id, claims.sid, *auth_time).await
+    }
+
+    async fn client_for(&self, request: &AuthorizationRequest) -> Result<Option<ClientRecord>> {
+        if request.client_id.is_empty() || request.client_id.len() > 100 {
+            return Ok(None);
+        }
+        let client = store::find_client(self.db.pool(), &request.client_id).await?;
+        Ok(client.filter(|c| oauth::redirect_uri_matches(&c.redirect_uris, &request.redirect_uri)))
+    }
+
+    /// The scopes to grant without asking, or `None` when the person must be asked.
+    async fn scope_to_grant(
+        &self,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+        checked: &Checked,
+        user_id: Uuid,
+    ) -> Result<Option<Scopes>> {
+        if client.consent == "implicit" {
+            return Ok(Some(request.scope.clone()));
+        }
+        if checked.prompt.consent {
+            return Ok(None);
+        }
+        let Some(consented) = store::consent(self.db.pool(), user_id, &client.client_id).await? else {
+            return Ok(None);
+        };
+        let consented = Scopes::parse(&consented);
+        let wanted = request.scope.without("offline_access");
+        if !wanted.is_subset(&consented) {
+            return Ok(None);
+        }
+        // offline_access only if it was consented to before; otherwise granted without it.
+        Ok(Some(if consented.contains("offline_access") { request.scope.clone() } else { wanted }))
+    }
+
+    async fn issue_code(
+        &self,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+        scope: &Scopes,
+        user_id: Uuid,
+        session_id: Uuid,
+        auth_time: i64,
+    ) -> Result<Authorize> {
+        let code = random::opaque_token();
+        let record = CodeRecord {
+            code_hash: random::token_digest(&code),
+            client_id: client.client_id.clone(),
+            user_id,
+            session_id,
+            redirect_uri: request.redirect_uri.clone(),
+            scope: scope.to_string(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time,
+            expires_at: clock::now_ms() + CODE_TTL_MS,
+            spent_at: None,
+            grant_id: None,
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        store::insert_code(&mut conn, &record).await?;
+        let mut params = vec![("code", code)];
+        if let Some(state) = &request.state {
+            params.push(("state", state.clone()));
+        }
+        params.push(("iss", self.config.issuer.clone()));
+        Ok(Authorize::Respond { redirect_uri: request.redirect_uri.clone(), params, mode: request.response_mode() })
+    }
+
+    /// Client authentication at the token endpoint: a confidential client by its secret, a public one by
+    /// its id alone. Unknown clients and wrong secrets answer alike.
+    pub async fn authenticate_client(&self, credentials: &ClientCredentials<'_>) -> Result<ClientRecord, TokenError> {
+        let client = store::find_client(self.db.pool(), credentials.client_id).await?.ok_or(INVALID_CLIENT)?;
+        match (&client.secret_hash, credentials.secret) {
+            (Some(hash), Some(secret)) => {
+                let presented = random::token_digest(secret);
+                if bool::from(presented.as_bytes().ct_eq(hash.as_bytes())) { Ok(client) } else { Err(INVALID_CLIENT) }
+            }
+            (None, None) => Ok(client),
+            _ => Err(INVALID_CLIENT),
+        }
+    }
+
+    /// `grant_type=authorization_code`.
+    pub async fn exchange_code(
+        &self,
+        client: &ClientRecord,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        who: &Client,
+    ) -> Result<TokenResponse, TokenError> {
+        if !client.grant_types.iter().any(|g| g == "authorization_code") {
+            return Err(TokenError::new("unauthorized_client", "This client may not use this grant."));
+        }
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        let lock = self.db.row_lock();
+        let Some(found) = store::find_code(&mut tx, &random::token_digest(code), lock).await? else {
+            return Err(INVALID_GRANT);
+        };
+        if found.client_id != client.client_id {
+            return Err(INVALID_GRANT);
+        }
+        if found.spent_at.is_some() {
+            // RFC 6749 §4.1.2: a code used twice was stolen or replayed; what it gave is revoked.
+            if let Some(grant_id) = found.grant_id {
+                store::revoke_grant(&mut tx, grant_id, now, "code_reused").await?;
+                let event = Event::failure("oauth_code_reuse_detected", Some(found.user_id))
+                    .with("client_id", client.client_id.as_str());
+                audit::record(&mut tx, who, event).await?;
+                tx.commit().await.map_err(Error::from)?;
+                self.revocations.add([grant_id], now);
+            }
+            return Err(INVALID_GRANT);
+        }
+        if found.expires_at <= now || redirect_uri != Some(found.redirect_uri.as_str()) {
+            return Err(INVALID_GRANT);
+        }
+        match (&found.code_challenge, verifier) {
+            (Some(challenge), Some(verifier)) if oauth::pkce_verifies(verifier, challenge) => {}
+            (None, None) => {}
+            _ => return Err(INVALID_GRANT),
+        }
+        let session = sessions::find_live(&mut *tx, found.session_id, now, self.idle_cutoff(now)).await?;
+        let Some(session) = session else { return Err(INVALID_GRANT) };
+        let grant = GrantRecord {
+            id: Uuid::new_v4(),
+            client_id: client.client_id.clone(),
+            user_id: found.user_id,
+            session_id: found.session_id,
+            scope: found.scope.clone(),
+            nonce: found.nonce.clone(),
+            auth_time: found.auth_time,
+            created_at: now,
+            revoked_at: None,
+        };
+        if !store::spend_code(&mut tx, &found.code_hash, grant.id, now).await? {
+            return Err(INVALID_GRANT);
+        }
+        let access_expires_at = now + clock::duration_ms(self.config.access_ttl);
+        store::insert_grant(&mut tx, &grant, access_expires_at).await?;
+        let issued = self.grant_tokens(&mut tx, client, &grant, &session, true, who).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(issued)
+    }
+
+    /// `grant_type=refresh_token`: the token is spent and a new one issued; a spent one presented again
+    /// revokes the grant (RFC 9700 §4.14.2).
+    pub async fn refresh_grant(
+        &self,
+        client: &ClientRecord,
+        refresh_token: &str,
+        who: &Client,
+    ) -> Result<TokenResponse, TokenError> {
+        if !client.grant_types.iter().any(|g| g == "refresh_token") {
+            return Err(TokenError::new("unauthorized_client", "This client may not use this grant."));
+        }
+        let now = clock::now_ms();
+        let hash = random::token_digest(refresh_token);
+        let Some((grant, spent)) = store::find_refresh_token(self.db.pool(), &hash).await? else {
+            return Err(INVALID_GRANT);
+        };
+        if grant.client_id != client.client_id || grant.revoked_at.is_some() {
+            return Err(INVALID_GRANT);
+        }
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        if spent || !store::spend_refresh_token(&mut tx, &hash, now).await? {
+            store::revoke_grant(&mut tx, grant.id, now, "refresh_token_reused").await?;
+            let event =
+                Event::failure("refresh_token_reuse", Some(grant.user_id)).with("client_id", client.client_id.as_str());
+            audit::record(&mut tx, who, event).await?;
+            tx.commit().await.map_err(Error::from)?;
+            self.revocations.add([grant.id], now);
+            return Err(INVALID_GRANT);
+        }
+        let session = sessions::find_live(&mut *tx, grant.session_id, now, self.idle_cutoff(now)).await?;
+        let Some(session) = session else { return Err(INVALID_GRANT) };
+        sessions::touch(&mut tx, session.id, now).await?;
+        let issued = self.grant_tokens(&mut tx, client, &grant, &session, false, who).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(issued)
+    }
+
+    /// The tokens of a grant: an access token, an ID token with scope `openid`, a refresh token with
+    /// `offline_access`. Written in the caller's transaction.
+    async fn grant_tokens(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        client: &ClientRecord,
+        grant: &GrantRecord,
+        session: &sessions::SessionRecord,
+        with_nonce: bool,
+        who: &Client,
+    ) -> Result<TokenResponse> {
+        let now = clock::now_ms();
+        let Some((user, memberships)) = users::find_with_memberships(&mut *tx, grant.user_id).await? else {
+            return Err(Error::InvalidToken);
+        };
+        if !user.is_active {
+            return Err(Error::InvalidToken);
+        }
+        let scope = Scopes::parse(&grant.scope);
+        let ttl = self.config.access_ttl;
+        let (iat, exp) = (now / 1000, (now + clock::duration_ms(ttl)) / 1000);
+        let access = OauthAccessClaims {
+            iss: self.config.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            scope: scope.to_string(),
+            exp,
+            iat,
+            jti: Uuid::new_v4(),
+            grant_id: grant.id,
+            auth_time: Some(grant.auth_time),
+            sid: Some(session.id),
+            orgs: memberships.iter().take(50).map(|(org, role)| OrgClaim { id: org.id, role: *role }).collect(),
+        };
+        let access_token = self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &access);
+        let id_token = scope.contains("openid").then(|| {
+            let key = self.keys.signing_key(signing::parse_alg(&client.id_token_alg).unwrap_or(Algorithm::RS256));
+            let mut claims = oauth::person_claims(&person(&user, &memberships), &scope);
+            let mut put = |name: &str, value: serde_json::Value| claims.insert(name.into(), value);
+            put("iss", self.config.issuer.clone().into());
+            put("aud", client.client_id.clone().into());
+            put("azp", client.client_id.clone().into());
+            put("iat", iat.into());
+            put("exp", exp.into());
+            put("auth_time", grant.auth_time.into());
+            put("amr", session.amr.clone().into());
+            put("acr", oauth::acr(session.mfa).into());
+            put("sid", session.id.to_string().into());
+            put("at_hash", key.half_hash(&access_token).into());
+            if let (true, Some(nonce)) = (with_nonce, &grant.nonce) {
+                put("nonce", nonce.clone().into());
+            }
+            key.sign("JWT", &claims)
+        });
+        let refresh_token =
+            if scope.contains("offline_access") && client.grant_types.iter().any(|g| g == "refresh_token") {
+                let token = random::opaque_token();
+                store::insert_refresh_token(tx, &random::token_digest(&token), grant.id, now).await?;
+                Some(token)
+            } else {
+                None
+            };
+        store::use_grant(tx, grant.id, now, now + clock::duration_ms(ttl)).await?;
+        store::touch_client(tx, &client.client_id, now).await?;
+        let event = Event::success("oauth_token_issued", user.id).with("client_id", client.client_id.as_str());
+        audit::record(tx, who, event).await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl.as_secs(),
+            scope: scope.to_string(),
+            refresh_token,
+            id_token,
+        })
+    }
+
+    /// `grant_type=client_credentials`: a token for the client itself (`sub` = its id), within its scopes,
+    /// without refresh or ID token.
+    pub async fn client_credentials(
+        &self,
+        client: &ClientRecord,
+        scope: Option<&str>,
+        who: &Client,
+    ) -> Result<TokenResponse, TokenError> {
+        if client.secret_hash.is_none() || !client.grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(TokenError::new("unauthorized_client", "This client may not use this grant."));
+        }
+        // Scopes about a person mean nothing without one.
+        let allowed = rules(client).without("openid").without("offline_access");
+        let scope = match scope {
+            Some(asked) => Scopes::parse(asked),
+            None => allowed.clone(),
+        };
+        if !scope.is_subset(&allowed) {
+            return Err(TokenError::new("invalid_scope", "The client may not ask for one of these scopes."));
+        }
+        let now = clock::now_ms();
+        let ttl = self.config.access_ttl;
+        let access = OauthAccessClaims {
+            iss: self.config.issuer.clone(),
+            sub: client.client_id.clone(),
+            aud: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            scope: scope.to_string(),
+            exp: (now + clock::duration_ms(ttl)) / 1000,
+            iat: now / 1000,
+            jti: Uuid::new_v4(),
+            grant_id: Uuid::new_v4(),
+            auth_time: None,
+            sid: None,
+            orgs: vec![],
+        };
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        store::touch_client(&mut tx, &client.client_id, now).await?;
+        let event = Event { user_id: None, ..Event::success("oauth_token_issued", Uuid::nil()) }
+            .with("client_id", client.client_id.as_str())
+            .with("grant_type", "client_credentials");
+        audit::record(&mut tx, who, event).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(TokenResponse {
+            access_token: self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &access),
+            token_type: "Bearer",
+            expires_in: ttl.as_secs(),
+            scope: scope.to_string(),
+            refresh_token: None,
+            id_token: None,
+        })
+    }
+
+    /// An OAuth access token that is valid, unexpired and not revoked (its grant, its session).
+    pub fn authenticate_oauth(&self, token: &str) -> Result<OauthAccessClaims> {
+        let claims: OauthAccessClaims = self.keys.verify_oauth(token).map_err(|_| Error::InvalidToken)?;
+        let revoked = self.revocations.is_revoked(claims.grant_id)
+            || claims.sid.is_some_and(|sid| self.revocations.is_revoked(sid));
+        if claims.aud != claims.client_id || revoked {
+            return Err(Error::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// Userinfo (OpenID Connect Core §5.3): the claims of the token's scopes.
+    pub async fn userinfo(&self, token: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let claims = self.authenticate_oauth(token)?;
+        // A client's own token names no person.
+        if claims.sid.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        let id: Uuid = claims.sub.parse().map_err(|_| Error::InvalidToken)?;
+        let Some((user, memberships)) = users::find_with_memberships(self.db.pool(), id).await? else {
+            return Err(Error::InvalidToken);
+        };
+        if !user.is_active {
+            return Err(Error::InvalidToken);
+        }
+        Ok(oauth::person_claims(&person(&user, &memberships), &Scopes::parse(&claims.scope)))
+    }
+}
+
+/// What a user's claims are made of. `email_verified` stays false until addresses are verified.
+fn person<'a>(user: &'a UserRecord, memberships: &[(OrgRecord, Role)]) -> Person<'a> {
+    Person {
+        id: user.id,
+        email: &user.email,
+        email_verified: false,
+        username: user.username.as_deref(),
+        updated_at: user.created_at,
+        role: user.role.as_str(),
+        orgs: memberships
+            .iter()
+            .map(|(org, role)| OrgDetail { id: org.id, slug: org.slug.clone(), role: role.as_str().into() })
+            .collect(),
+    }
+}
+
+/// The request's query without our freshness marker, so that a second trip to sign in does not stack them.
+fn without_fresh_marker(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.starts_with(&format!("{}=", oauth::FRESH_SINCE)) && !pair.is_empty())
+        .collect::<Vec<_>>()
+        .join("&")
+}
