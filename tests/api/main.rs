@@ -14,6 +14,7 @@ mod lockout;
 mod login;
 mod mfa;
 mod oidc;
+mod oidc_interop;
 mod ops;
 mod orgs;
 mod proxies;

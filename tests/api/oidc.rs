@@ -64,7 +64,7 @@ fn param(url: &Url, name: &str) -> Option<String> {
 }
 
 /// A hidden field's value as the browser would send it.
-fn unescape(html: &str) -> String {
+pub(crate) fn unescape(html: &str) -> String {
     let mut out = String::new();
     let mut rest = html;
     while let Some(at) = rest.find('&') {
