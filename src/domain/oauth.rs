@@ -41,9 +41,30 @@ pub fn redirect_uri_registrable(uri: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Simple string comparison (RFC 9700 §4.1.3): byte for byte, no normalisation.
+/// Simple string comparison (RFC 9700 §4.1.3): byte for byte, no normalisation, except that a loopback
+/// URI's port may vary (RFC 8252 §7.3: native apps listen on whatever port they get).
 pub fn redirect_uri_matches(registered: &[String], presented: &str) -> bool {
-    registered.iter().any(|r| r == presented)
+    registered.iter().any(|r| {
+        r == presented || loopback_without_port(r).is_some_and(|r| Some(r) == loopback_without_port(presented))
+    })
+}
+
+/// `http://127.0.0.1:PORT/path` → `http://127.0.0.1/path` (also `[::1]`); `None` for any other URI.
+fn loopback_without_port(uri: &str) -> Option<String> {
+    ["http://127.0.0.1", "http://[::1]"].iter().find_map(|host| {
+        let rest = uri.strip_prefix(host)?;
+        let rest = match rest.strip_prefix(':') {
+            Some(port_and_path) => {
+                let digits = port_and_path.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 {
+                    return None;
+                }
+                &port_and_path[digits..]
+            }
+            None => rest,
+        };
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then(|| format!("{host}{rest}"))
+    })
 }
 
 /// A set of scopes, as a space-separated string on the wire.
@@ -162,7 +183,10 @@ impl AuthorizationRequest {
         request.state = get("state");
         request.response_type = get("response_type");
         request.response_mode = get("response_mode");
-        request.scope = Scopes::parse(&get("scope").unwrap_or_default());
+        // OpenID Connect Core §3.1.2.1: scope values the server does not know are ignored (`groups`,
+        // vendor scopes); known ones the client may not have are refused later.
+        let asked = Scopes::parse(&get("scope").unwrap_or_default());
+        request.scope = Scopes(asked.0.into_iter().filter(|s| SCOPES.contains(&s.as_str())).collect());
         request.nonce = get("nonce");
         request.code_challenge = get("code_challenge");
         request.code_challenge_method = get("code_challenge_method");
@@ -359,6 +383,13 @@ mod tests {
         ] {
             assert!(!redirect_uri_matches(&registered, presented), "{presented}");
         }
+        let native = vec!["http://127.0.0.1/cb".to_string(), "http://[::1]:8000/cb".to_string()];
+        assert!(redirect_uri_matches(&native, "http://127.0.0.1:51234/cb"));
+        assert!(redirect_uri_matches(&native, "http://[::1]:9/cb"));
+        for presented in ["http://127.0.0.1:5/other", "http://127.0.0.1.evil.com/cb", "http://127.0.0.1:5@evil.com/cb"]
+        {
+            assert!(!redirect_uri_matches(&native, presented), "{presented}");
+        }
     }
 
     #[test]
@@ -386,7 +417,8 @@ mod tests {
         assert_eq!(err("response_type=token&scope=openid", false), "unsupported_response_type");
         assert_eq!(err("response_type=id_token%20token", false), "unsupported_response_type");
         assert_eq!(err("scope=openid", false), "invalid_request");
-        assert_eq!(err("response_type=code&scope=openid%20admin", false), "invalid_scope");
+        assert_eq!(err("response_type=code&scope=openid%20roles", false), "invalid_scope");
+        assert!(request("response_type=code&scope=openid%20groups").check(&client(&all, false)).is_ok());
         assert_eq!(err("response_type=code&scope=openid", true), "invalid_request");
         let plain =
             "response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain";

@@ -103,7 +103,8 @@ impl KeyRing {
         let mut api_validation = validation(&[api_alg], issuer);
         api_validation.set_audience(&[audience]);
         // An OAuth access token's audience is the client it was issued to; the caller compares the two.
-        let mut oauth_validation = validation(&signing::ALGORITHMS, issuer);
+        // OAuth access tokens are RS256, the one algorithm RFC 9068 makes every resource server support.
+        let mut oauth_validation = validation(&[Algorithm::RS256], issuer);
         oauth_validation.validate_aud = false;
         Ok(Self { api, current, verifying, api_validation, oauth_validation, jwks })
     }
@@ -136,7 +137,7 @@ impl KeyRing {
         self.verify_with(token, &self.api_validation)
     }
 
-    /// An OAuth access token (RFC 9068) with its claims as `T`; the audience is left to the caller.
+    /// An OAuth access token (RFC 9068, RS256) with its claims as `T`; the audience is left to the caller.
     pub fn verify_oauth<T: DeserializeOwned>(&self, token: &str) -> Result<T, InvalidToken> {
         self.verify_with(token, &self.oauth_validation)
     }

@@ -20,13 +20,13 @@ use crate::{
         error::{ApiError, keep_as_is},
     },
     error::Error,
-    service::oidc::{ClientCredentials, TokenError},
+    service::oidc::{ClientCredentials, INVALID_CLIENT, TokenError},
 };
 
 /// An RFC 6749 §5.2 error answer; `basic` adds the challenge a client that used Basic expects.
-struct OauthError {
-    error: TokenError,
-    basic: bool,
+pub(super) struct OauthError {
+    pub error: TokenError,
+    pub basic: bool,
 }
 
 impl IntoResponse for OauthError {
@@ -49,11 +49,11 @@ impl IntoResponse for OauthError {
     }
 }
 
-fn no_store() -> [(header::HeaderName, &'static str); 2] {
+pub(super) fn no_store() -> [(header::HeaderName, &'static str); 2] {
     [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
 }
 
-fn invalid_request(description: &'static str) -> TokenError {
+pub(super) fn invalid_request(description: &'static str) -> TokenError {
     TokenError { error: "invalid_request", description }
 }
 
@@ -86,58 +86,81 @@ pub async fn token(
     }
 }
 
+/// The form of a token, introspection or revocation request: form-encoded, each parameter once.
+pub(super) struct OauthForm(HashMap<String, String>);
+
+impl OauthForm {
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, TokenError> {
+        let is_form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(invalid_request("Send the request as application/x-www-form-urlencoded."));
+        }
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|_| invalid_request("The form could not be read."))?;
+        let mut form = HashMap::new();
+        for (name, value) in pairs {
+            if form.insert(name, value).is_some() {
+                return Err(invalid_request("A parameter was sent more than once."));
+            }
+        }
+        Ok(Self(form))
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+}
+
+/// The client's claimed identity: Basic (RFC 6749 §2.3.1), or `client_id` (and `client_secret`) in the form.
+pub(super) fn credentials<'a>(
+    basic: &'a Option<(String, String)>,
+    form: &'a OauthForm,
+) -> Result<ClientCredentials<'a>, TokenError> {
+    match (basic, form.get("client_id"), form.get("client_secret")) {
+        (Some(_), _, Some(_)) => Err(invalid_request("Use one client authentication method, not two.")),
+        (Some((id, _)), Some(body_id), _) if id != body_id => {
+            Err(invalid_request("client_id differs from the authenticated client."))
+        }
+        (Some((id, secret)), _, _) => Ok(ClientCredentials { client_id: id, secret: Some(secret) }),
+        (None, Some(id), secret) => Ok(ClientCredentials { client_id: id, secret }),
+        (None, None, _) => Err(INVALID_CLIENT),
+    }
+}
+
+pub(super) fn basic_of(headers: &HeaderMap) -> Result<Option<(String, String)>, TokenError> {
+    match basic_credentials(headers) {
+        Some(Ok(pair)) => Ok(Some(pair)),
+        Some(Err(())) => Err(INVALID_CLIENT),
+        None => Ok(None),
+    }
+}
+
 async fn grant(
     app: &AppState,
     who: &crate::service::Client,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<crate::service::oidc::TokenResponse, TokenError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Err(invalid_request("Send the request as application/x-www-form-urlencoded."));
-    }
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|_| invalid_request("The form could not be read."))?;
-    let mut form: HashMap<&str, &str> = HashMap::new();
-    for (name, value) in &pairs {
-        if form.insert(name, value).is_some() {
-            return Err(invalid_request("A parameter was sent more than once."));
-        }
-    }
-    let get = |name: &str| form.get(name).copied().filter(|v| !v.is_empty());
-    let basic = match basic_credentials(headers) {
-        Some(Ok(pair)) => Some(pair),
-        Some(Err(())) => {
-            return Err(TokenError { error: "invalid_client", description: "Client authentication failed." });
-        }
-        None => None,
-    };
-    let credentials = match (&basic, get("client_id"), get("client_secret")) {
-        (Some(_), _, Some(_)) => return Err(invalid_request("Use one client authentication method, not two.")),
-        (Some((id, _)), Some(body_id), _) if id != body_id => {
-            return Err(invalid_request("client_id differs from the authenticated client."));
-        }
-        (Some((id, secret)), _, _) => ClientCredentials { client_id: id, secret: Some(secret) },
-        (None, Some(id), secret) => ClientCredentials { client_id: id, secret },
-        (None, None, _) => {
-            return Err(TokenError { error: "invalid_client", description: "Client authentication failed." });
-        }
-    };
-    let Some(grant_type) = get("grant_type") else { return Err(invalid_request("grant_type is required.")) };
+    let form = OauthForm::parse(headers, body)?;
+    let basic = basic_of(headers)?;
+    let credentials = credentials(&basic, &form)?;
+    let Some(grant_type) = form.get("grant_type") else { return Err(invalid_request("grant_type is required.")) };
     let client = app.authenticate_client(&credentials).await?;
     match grant_type {
         "authorization_code" => {
-            let Some(code) = get("code") else { return Err(invalid_request("code is required.")) };
-            app.exchange_code(&client, code, get("redirect_uri"), get("code_verifier"), who).await
+            let Some(code) = form.get("code") else { return Err(invalid_request("code is required.")) };
+            app.exchange_code(&client, code, form.get("redirect_uri"), form.get("code_verifier"), who).await
         }
         "refresh_token" => {
-            let Some(token) = get("refresh_token") else { return Err(invalid_request("refresh_token is required.")) };
+            let Some(token) = form.get("refresh_token") else {
+                return Err(invalid_request("refresh_token is required."));
+            };
             app.refresh_grant(&client, token, who).await
         }
-        "client_credentials" => app.client_credentials(&client, get("scope"), who).await,
+        "client_credentials" => app.client_credentials(&client, form.get("scope"), who).await,
         _ => Err(TokenError { error: "unsupported_grant_type", description: "This grant type is not supported." }),
     }
 }

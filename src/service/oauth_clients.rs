@@ -136,6 +136,10 @@ fn apply(mut client: ClientRecord, settings: ClientSettings) -> Result<ClientRec
     if signing::parse_alg(&client.id_token_alg).is_none() {
         problem("id_token_signed_response_alg", "RS256, EdDSA or ES256.".into());
     }
+    if public && client.consent == "implicit" {
+        // RFC 8252 §8.6: anything can claim a public client's redirect; the person must see who asks.
+        problem("consent", "A public client must ask for consent.".into());
+    }
     if public && !client.require_pkce {
         problem("require_pkce", "A public client must use PKCE.".into());
     }
@@ -207,9 +211,18 @@ impl Services {
 
     pub async fn delete_client(&self, actor: Actor, client_id: &str, who: &Client) -> Result<()> {
         let mut tx = self.db.begin().await?;
+        let grants = store::live_grants_of_client(&mut tx, client_id).await?;
         store::delete_client(&mut tx, client_id).await?;
-        audit::record(&mut tx, who, audited("oauth_client_deleted", actor, client_id)).await?;
+        audit::record(
+            &mut tx,
+            who,
+            audited("oauth_client_deleted", actor, client_id).with("grants_ended", grants.len()),
+        )
+        .await?;
         tx.commit().await?;
+        // The rows are gone with the client, so no sync brings these to other instances: there userinfo
+        // refuses the tokens (it reads the client), introspection until they expire.
+        self.revocations.add(grants, clock::now_ms());
         Ok(())
     }
 

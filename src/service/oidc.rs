@@ -77,7 +77,7 @@ impl TokenError {
     }
 }
 
-const INVALID_CLIENT: TokenError = TokenError::new("invalid_client", "Client authentication failed.");
+pub const INVALID_CLIENT: TokenError = TokenError::new("invalid_client", "Client authentication failed.");
 const INVALID_GRANT: TokenError =
     TokenError::new("invalid_grant", "The grant is invalid, expired, revoked, or was issued to another client.");
 
@@ -395,8 +395,9 @@ impl Services {
             return Err(INVALID_GRANT);
         }
         let session = sessions::find_live(&mut *tx, grant.session_id, now, self.idle_cutoff(now)).await?;
+        // Not touched: an application refreshing in the background must not keep an unattended browser
+        // signed in past its idle timeout.
         let Some(session) = session else { return Err(INVALID_GRANT) };
-        sessions::touch(&mut tx, session.id, now).await?;
         let issued = self.grant_tokens(&mut tx, client, &grant, &session, false, who).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(issued)
@@ -435,7 +436,12 @@ impl Services {
             grant_id: grant.id,
             auth_time: Some(grant.auth_time),
             sid: Some(session.id),
-            orgs: memberships.iter().take(50).map(|(org, role)| OrgClaim { id: org.id, role: *role }).collect(),
+            // Memberships are the `roles` scope's to tell.
+            orgs: if scope.contains("roles") {
+                memberships.iter().take(50).map(|(org, role)| OrgClaim { id: org.id, role: *role }).collect()
+            } else {
+                vec![]
+            },
         };
         let access_token = self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &access);
         let id_token = scope.contains("openid").then(|| {
@@ -543,11 +549,74 @@ impl Services {
         Ok(claims)
     }
 
+    /// RFC 7662: what a token is, for a resource server (a confidential client). Anything not live answers
+    /// exactly `{"active": false}`. An access token is answered from memory.
+    pub async fn introspect(&self, requester: &ClientRecord, token: &str) -> Result<serde_json::Value, TokenError> {
+        if requester.secret_hash.is_none() {
+            return Err(INVALID_CLIENT);
+        }
+        let inactive = serde_json::json!({"active": false});
+        if let Ok(claims) = self.authenticate_oauth(token) {
+            return Ok(serde_json::json!({
+                "active": true, "scope": claims.scope, "client_id": claims.client_id, "sub": claims.sub,
+                "exp": claims.exp, "iat": claims.iat, "iss": claims.iss, "aud": claims.aud, "token_type": "Bearer",
+            }));
+        }
+        let now = clock::now_ms();
+        let Some((grant, spent)) = store::find_refresh_token(self.db.pool(), &random::token_digest(token)).await?
+        else {
+            return Ok(inactive);
+        };
+        if spent || grant.revoked_at.is_some() {
+            return Ok(inactive);
+        }
+        let Some(session) = sessions::find_live(self.db.pool(), grant.session_id, now, self.idle_cutoff(now)).await?
+        else {
+            return Ok(inactive);
+        };
+        Ok(serde_json::json!({
+            "active": true, "scope": grant.scope, "client_id": grant.client_id, "sub": grant.user_id.to_string(),
+            "exp": session.expires_at / 1000, "iat": grant.created_at / 1000, "iss": self.config.issuer,
+            "aud": grant.client_id, "token_type": "refresh_token",
+        }))
+    }
+
+    /// RFC 7009: a client revokes one of its own tokens; the grant it belongs to ends, with every token of
+    /// it. Unknown tokens are no error; another client's token is refused and stays valid.
+    pub async fn revoke_token(&self, client: &ClientRecord, token: &str, who: &Client) -> Result<(), TokenError> {
+        const NOT_YOURS: TokenError = TokenError::new("unauthorized_client", "The token was issued to another client.");
+        let grant = if let Ok(claims) = self.keys.verify_oauth::<OauthAccessClaims>(token) {
+            if claims.client_id != client.client_id {
+                return Err(NOT_YOURS);
+            }
+            (claims.grant_id, claims.sub.parse::<Uuid>().ok())
+        } else {
+            let found = store::find_refresh_token(self.db.pool(), &random::token_digest(token)).await?;
+            let Some((grant, _)) = found else { return Ok(()) };
+            if grant.client_id != client.client_id {
+                return Err(NOT_YOURS);
+            }
+            (grant.id, Some(grant.user_id))
+        };
+        let (grant_id, user_id) = grant;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        if store::revoke_grant(&mut tx, grant_id, now, "revoked_by_client").await? {
+            let event = Event { user_id, ..Event::success("oauth_grant_revoked", Uuid::nil()) }
+                .with("client_id", client.client_id.as_str())
+                .with("by", "client");
+            audit::record(&mut tx, who, event).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        self.revocations.add([grant_id], now);
+        Ok(())
+    }
+
     /// Userinfo (OpenID Connect Core §5.3): the claims of the token's scopes.
     pub async fn userinfo(&self, token: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
         let claims = self.authenticate_oauth(token)?;
-        // A client's own token names no person.
-        if claims.sid.is_none() {
+        // A client's own token names no person; a deleted client's tokens are void.
+        if claims.sid.is_none() || store::find_client(self.db.pool(), &claims.client_id).await?.is_none() {
             return Err(Error::InvalidToken);
         }
         let id: Uuid = claims.sub.parse().map_err(|_| Error::InvalidToken)?;

@@ -12,7 +12,7 @@ use crate::{
     domain::{pre_session::PreSessions, random, return_to::Destinations, tokens::AccessClaims},
     error::{Error, Result},
     store::{
-        sessions,
+        oauth, sessions,
         users::{self, UserRecord},
         web_sessions::{self, WebSessionRecord},
     },
@@ -143,9 +143,26 @@ impl Services {
     }
 
     async fn web_signed_in(&self, old: &BrowserSession, tokens: IssuedTokens) -> Result<Step> {
+        if let BrowserState::SignedIn { claims, .. } = &old.state
+            && claims.sid != tokens.session_id
+        {
+            self.replace_signed_in(claims, tokens.session_id).await?;
+        }
         let expires_at = clock::now_ms() + clock::duration_ms(self.config.refresh_ttl);
         let (cookie, _) = self.web_replace(Some(&old.token_hash), Some(tokens.session_id), None, expires_at).await?;
         Ok(Step { cookie, signed_in: true, device_token: tokens.device_token })
+    }
+
+    /// A signed-in browser that signed in again (an application asked for `prompt=login`) or gave its second
+    /// factor: the applications it approved move to the new session, and the old one ends.
+    async fn replace_signed_in(&self, old: &AccessClaims, new_session: Uuid) -> Result<()> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        oauth::move_grants(&mut tx, old.sid, new_session, old.sub).await?;
+        sessions::revoke(&mut tx, old.sid, old.sub, now, "signed_in_again").await?;
+        tx.commit().await?;
+        self.revocations.add([old.sid], now);
+        Ok(())
     }
 
     /// The login form: the same checks, lockout and audit as the API.

@@ -421,3 +421,28 @@ pub async fn spend_refresh_token(conn: &mut AnyConnection, hash: &str, now: i64)
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// A browser that signed in again (or gave its second factor) keeps its applications: the grants of the
+/// session it replaces move to the new one, when both are the same user's.
+pub async fn move_grants(conn: &mut AnyConnection, from: Uuid, to: Uuid, user_id: Uuid) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE oauth_grants SET session_id = $1 WHERE session_id = $2 AND user_id = $3 AND revoked_at IS NULL
+         AND EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND user_id = $3)",
+    )
+    .bind(to.to_string())
+    .bind(from.to_string())
+    .bind(user_id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The grants of a client that are still live, to refuse their tokens at once when it is deleted.
+pub async fn live_grants_of_client(conn: &mut AnyConnection, client_id: &str) -> Result<Vec<Uuid>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM oauth_grants WHERE client_id = $1 AND revoked_at IS NULL")
+            .bind(client_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?)
+}

@@ -213,7 +213,7 @@ pub async fn extend_access_expiry(conn: &mut AnyConnection, id: Uuid, exp: i64) 
     Ok(())
 }
 
-/// Revoked sessions (and OAuth grants, whose ids share the revocation set) that issued an access token still valid at `tokens_at`, or that were revoked since
+/// Revoked sessions (and OAuth grants, revoked or of a revoked session: their ids share the set) that issued an access token still valid at `tokens_at`, or that were revoked since
 /// `revoked_since`: (id, latest access-token expiry, revoked at).
 pub async fn revoked_recently<'e>(
     ex: impl AnyExecutor<'e>,
@@ -225,7 +225,9 @@ pub async fn revoked_recently<'e>(
          WHERE revoked_at IS NOT NULL AND access_expires_at >= $1 \
          UNION SELECT id, COALESCE(access_expires_at, 0), revoked_at FROM sessions WHERE revoked_at >= $2 \
          UNION SELECT id, access_expires_at, revoked_at FROM oauth_grants \
-         WHERE revoked_at IS NOT NULL AND access_expires_at >= $1",
+         WHERE revoked_at IS NOT NULL AND access_expires_at >= $1 \
+         UNION SELECT g.id, g.access_expires_at, s.revoked_at FROM oauth_grants g JOIN sessions s ON s.id = g.session_id \
+         WHERE s.revoked_at IS NOT NULL AND g.access_expires_at >= $1",
     )
     .bind(tokens_at)
     .bind(revoked_since)

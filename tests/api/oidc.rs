@@ -277,13 +277,13 @@ on_both!(tolerated_variations_succeed);
 
 /// oidcc-response-type-missing, SECURITY.md 89: errors after the client is known go back to it.
 async fn request_errors_go_back_to_the_client(app: &TestApp) {
-    let rp = confidential(app).await;
+    let rp = client(app, json!({"name": "Test RP", "scopes": ["openid", "email", "profile"]})).await;
     let (browser, _) = browser(app).await;
     for (extra, error) in [
         (vec![("response_type", "")], "invalid_request"),
         (vec![("response_type", "token")], "unsupported_response_type"),
         (vec![("response_type", "id_token token")], "unsupported_response_type"),
-        (vec![("scope", "openid admin")], "invalid_scope"),
+        (vec![("scope", "openid roles")], "invalid_scope"),
         (vec![("prompt", "bogus")], "invalid_request"),
     ] {
         let r = browser.get(authorize_url(app, &rp, &extra)).send().await.unwrap();
@@ -535,8 +535,43 @@ async fn signing_out_ends_the_grants(app: &TestApp) {
     let rt = tokens["refresh_token"].as_str().unwrap();
     let r = token_request(app, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)], true).await;
     assert_eq!(expect_json(r, StatusCode::BAD_REQUEST).await["error"], "invalid_grant");
+    // Another instance, or this one after the first minute, learns it from the database: the grant of the
+    // ended session stays refused for as long as its access tokens live.
+    let fresh = latchkey::service::revocation::Revocations::new(&app.services.config);
+    fresh.sync(&app.services.db).await.unwrap();
+    let payload = URL_SAFE_NO_PAD.decode(access.split('.').nth(1).unwrap()).unwrap();
+    let grant: uuid::Uuid =
+        serde_json::from_slice::<Value>(&payload).unwrap()["grant_id"].as_str().unwrap().parse().unwrap();
+    assert!(fresh.is_revoked(grant));
 }
 on_both!(signing_out_ends_the_grants);
+
+/// Signing in again (prompt=login) keeps the applications the browser approved, and signing out then ends
+/// them: the grants move to the new session and the old one ends.
+async fn signing_in_again_keeps_the_apps(app: &TestApp) {
+    let rp = confidential(app).await;
+    let other = confidential(app).await;
+    let (browser, email) = browser(app).await;
+    let offline = [("scope", "openid offline_access"), ("prompt", "consent")];
+    let kept = tokens_for(app, &rp, &browser, &offline).await;
+    let r = browser.get(authorize_url(app, &other, &[("prompt", "login")])).send().await.unwrap();
+    let login = location(&r);
+    let next = param(&login, "next").unwrap();
+    let page = browser.get(format!("{}/login?next={}&again=1", app.base, urlencode(&next))).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = [("csrf", csrf_of(&page)), ("username", email), ("password", PASSWORD.into())];
+    let r = browser.post(format!("{}/login?next={}", app.base, urlencode(&next))).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let rt = kept["refresh_token"].as_str().unwrap();
+    let r = token_request(app, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)], true).await;
+    let renewed = expect_json(r, StatusCode::OK).await;
+    let account = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    browser.post(app.url("/logout")).form(&[("csrf", csrf_of(&account))]).send().await.unwrap();
+    let rt = renewed["refresh_token"].as_str().unwrap();
+    let r = token_request(app, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)], true).await;
+    assert_eq!(expect_json(r, StatusCode::BAD_REQUEST).await["error"], "invalid_grant");
+}
+on_both!(signing_in_again_keeps_the_apps);
 
 /// Consent: named client and scopes, deny, remembered, asked again with prompt=consent; implicit clients
 /// never ask (SECURITY.md 95).
@@ -737,3 +772,85 @@ async fn rotated_keys_stay_published(app: &TestApp) {
     assert!(new.contains(&ring.signing_key(jsonwebtoken::Algorithm::RS256).kid));
 }
 on_both!(rotated_keys_stay_published);
+
+async fn introspect(app: &TestApp, rp: &Rp, token: &str) -> reqwest::Response {
+    token_at(app, "/oauth2/introspect", rp, token).await
+}
+
+async fn token_at(app: &TestApp, path: &str, rp: &Rp, token: &str) -> reqwest::Response {
+    let mut request = app.client.post(format!("{}{path}", app.base));
+    if let Some(secret) = &rp.secret {
+        request = request.basic_auth(&rp.id, Some(secret));
+    }
+    let mut form = vec![("token", token.to_string())];
+    if rp.secret.is_none() {
+        form.push(("client_id", rp.id.clone()));
+    }
+    request.form(&form).send().await.unwrap()
+}
+
+/// SECURITY.md 93: only authenticated confidential clients introspect; inactive tokens reveal nothing.
+async fn introspection_answers_resource_servers(app: &TestApp) {
+    let rp = confidential(app).await;
+    let resource_server =
+        client(app, json!({"name": "API", "grant_types": ["client_credentials"], "redirect_uris": []})).await;
+    let (browser, _) = browser(app).await;
+    let tokens = tokens_for(app, &rp, &browser, &[("scope", "openid offline_access"), ("prompt", "consent")]).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let r = app.client.post(format!("{}/oauth2/introspect", app.base)).form(&[("token", access)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let public = client(app, json!({"name": "SPA", "public": true, "require_pkce": true})).await;
+    assert_eq!(introspect(app, &public, access).await.status(), StatusCode::UNAUTHORIZED);
+    let active = expect_json(introspect(app, &resource_server, access).await, StatusCode::OK).await;
+    assert_eq!((&active["active"], &active["client_id"], &active["aud"]), (&json!(true), &json!(rp.id), &json!(rp.id)));
+    for claim in ["scope", "sub", "exp", "iat", "iss", "token_type"] {
+        assert!(active.get(claim).is_some(), "{claim}");
+    }
+    let refresh =
+        expect_json(introspect(app, &resource_server, tokens["refresh_token"].as_str().unwrap()).await, StatusCode::OK)
+            .await;
+    assert_eq!(refresh["active"], true);
+    for garbage in ["garbage", tokens["id_token"].as_str().unwrap()] {
+        assert_eq!(
+            expect_json(introspect(app, &resource_server, garbage).await, StatusCode::OK).await,
+            json!({"active": false})
+        );
+    }
+}
+on_both!(introspection_answers_resource_servers);
+
+/// SECURITY.md 92: clients revoke their own tokens; the grant ends; others' tokens stay.
+async fn revocation_ends_the_grant(app: &TestApp) {
+    let rp = confidential(app).await;
+    let other = confidential(app).await;
+    let resource_server =
+        client(app, json!({"name": "API", "grant_types": ["client_credentials"], "redirect_uris": []})).await;
+    let (browser, _) = browser(app).await;
+    let tokens = tokens_for(app, &rp, &browser, &[("scope", "openid offline_access"), ("prompt", "consent")]).await;
+    let (access, refresh) = (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+    assert_eq!(expect_json(token_at(app, "/oauth2/revoke", &rp, "garbage").await, StatusCode::OK).await, json!({}));
+    let r = token_at(app, "/oauth2/revoke", &other, refresh).await;
+    assert_eq!(expect_json(r, StatusCode::BAD_REQUEST).await["error"], "unauthorized_client");
+    assert_eq!(expect_json(introspect(app, &resource_server, access).await, StatusCode::OK).await["active"], true);
+    let r = app
+        .client
+        .post(format!("{}/oauth2/revoke", app.base))
+        .form(&[("token", refresh), ("client_id", rp.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_json(r, StatusCode::UNAUTHORIZED).await["error"],
+        "invalid_client",
+        "a confidential client must authenticate"
+    );
+    assert_eq!(token_at(app, "/oauth2/revoke", &rp, refresh).await.status(), StatusCode::OK);
+    let r = token_request(app, &rp, &[("grant_type", "refresh_token"), ("refresh_token", refresh)], true).await;
+    assert_eq!(expect_json(r, StatusCode::BAD_REQUEST).await["error"], "invalid_grant");
+    assert_eq!(
+        expect_json(introspect(app, &resource_server, access).await, StatusCode::OK).await,
+        json!({"active": false})
+    );
+    assert_eq!(userinfo(app, access).await.status(), StatusCode::UNAUTHORIZED);
+}
+on_both!(revocation_ends_the_grant);
