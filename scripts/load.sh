@@ -6,14 +6,14 @@
 #   scripts/load.sh            # 64 connections, 20 s per run
 #   DURATION=10s CONNECTIONS=32 scripts/load.sh
 #   BINARY=/tmp/latchkey-old scripts/load.sh
-#   RUNS="healthz forward" scripts/load.sh    # some of: me login flood healthz forward
+#   RUNS="healthz forward" scripts/load.sh    # some of: me login flood healthz forward oidc_code oidc_refresh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18080}
-RUNS=${RUNS:-me login flood healthz forward}
+RUNS=${RUNS:-me login flood healthz forward oidc_code oidc_refresh}
 B="http://127.0.0.1:$PORT"
 PASSWORD="correct horse battery staple plume"
 
@@ -91,4 +91,67 @@ if run forward; then
     -H "X-Original-URL: http://localhost:$PORT/app/page" -H "X-Original-Method: GET" "$B/api/v1/authz/auth-request"
   echo "-- answers: $(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: latchkey_session=$session" \
     -H "X-Original-URL: http://localhost:$PORT/app/page" "$B/api/v1/authz/auth-request") (200 = allowed as load0)"
+fi
+
+# OpenID Connect: a confidential client with implicit consent (so no page in the way) and offline_access.
+if run oidc_code || run oidc_refresh; then
+  redirect="http://127.0.0.1:9/cb"
+  client=$(LATCHKEY_DATABASE_URL="sqlite://$work/load.db" LATCHKEY_KEY_FILE="$work/latchkey.key" RUST_LOG=warn \
+    "$BINARY" client create --name load --redirect-uri "$redirect" --consent implicit)
+  client_id=$(echo "$client" | sed -nE 's/.*"client_id": "([^"]+)".*/\1/p')
+  secret=$(echo "$client" | sed -nE 's/.*"client_secret": "([^"]+)".*/\1/p')
+  basic=$(printf '%s:%s' "$client_id" "$secret" | base64 -w0)
+  authorize="/oauth2/authorize?client_id=$client_id&response_type=code&scope=openid%20email%20offline_access&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&state=s&nonce=n"
+  code_of() { curl -s -o /dev/null -w '%{redirect_url}' -H "Cookie: latchkey_session=$session" "$B$authorize" | sed -nE 's/.*code=([^&]+).*/\1/p'; }
+fi
+
+if run oidc_code; then
+  # One flow = GET /oauth2/authorize with a signed-in session (303 with a code), then the code at the token
+  # endpoint (RS256 ID token and access token, a refresh token). Each connection alternates the two.
+  cat > "$work/code.lua" <<LUA
+local codes, pending = {}, {}
+request = function()
+  local code = table.remove(codes)
+  if code then
+    return wrk.format("POST", "/oauth2/token", {["Content-Type"] = "application/x-www-form-urlencoded",
+      ["Authorization"] = "Basic $basic"}, "grant_type=authorization_code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code=" .. code)
+  end
+  return wrk.format("GET", "$authorize", {["Cookie"] = "latchkey_session=$session"})
+end
+response = function(status, headers, body)
+  local code = headers["Location"] and headers["Location"]:match("code=([^&]+)")
+  if code then table.insert(codes, code) end
+  if status >= 400 then print("error " .. status .. " " .. body) end
+end
+LUA
+  echo "== OIDC code flow: GET /oauth2/authorize + POST /oauth2/token (flows/s = requests/s / 2), $CONNECTIONS connections, $DURATION"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/code.lua" "$B"
+fi
+
+if run oidc_refresh; then
+  # Refresh tokens rotate and a spent one revokes its grant: each is used once, the answer's new one queued.
+  seeds=$((CONNECTIONS * 2))
+  : >"$work/rts"
+  for _ in $(seq 1 "$seeds"); do
+    curl -s -H "Authorization: Basic $basic" "$B/oauth2/token" -d "grant_type=authorization_code" \
+      --data-urlencode "redirect_uri=$redirect" -d "code=$(code_of)" | sed -nE 's/.*"refresh_token":"([^"]+)".*/\1/p' >>"$work/rts"
+  done
+  {
+    echo "local rts = {"
+    sed 's/.*/"&",/' "$work/rts"
+    echo "}"
+  } >"$work/refresh.lua"
+  cat >> "$work/refresh.lua" <<LUA
+request = function()
+  local rt = table.remove(rts, 1)
+  return wrk.format("POST", "/oauth2/token", {["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Authorization"] = "Basic $basic"}, "grant_type=refresh_token&refresh_token=" .. rt)
+end
+response = function(status, headers, body)
+  local rt = body:match('"refresh_token":"([^"]+)"')
+  if rt then table.insert(rts, rt) else print("error " .. status .. " " .. body) end
+end
+LUA
+  echo "== POST /oauth2/token grant_type=refresh_token (rotating), $CONNECTIONS connections, $DURATION ($(wc -l <"$work/rts") grants)"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/refresh.lua" "$B"
 fi

@@ -200,7 +200,9 @@ impl Services {
             Ok(checked) => checked,
             Err(refused) => return Ok(self.error_response(request, refused.error, refused.description)),
         };
-        if client.require_mfa && !claims.mfa {
+        // A consent form posted long after it was shown is held to the request's freshness and MFA rules.
+        let stale = checked.needs_fresh_sign_in(*auth_time, clock::now_ms() / 1000, request.fresh_since);
+        if stale || (client.require_mfa && !claims.mfa) {
             return self.oauth_authorize(request, query, Some(browser)).await;
         }
         let event = |action| Event::success(action, user.id).with("client_id", client.client_id.as_str());

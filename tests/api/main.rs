@@ -13,6 +13,7 @@ mod forward_auth;
 mod lockout;
 mod login;
 mod mfa;
+mod mod_auth_openidc;
 mod oidc;
 mod oidc_interop;
 mod ops;

@@ -260,6 +260,13 @@ async fn tolerated_variations_succeed(app: &TestApp) {
     let tokens = tokens_for(app, &rp, &browser, &[("scope", "openid roles")]).await;
     let claims = verify_id_token(app, &rp, tokens["id_token"].as_str().unwrap()).await;
     assert_eq!((&claims["role"], &claims["orgs"]), (&json!("viewer"), &json!([])));
+    // oidcc-id-token-hint (with prompt=none, signed in) and oidcc-claims-essential (claims by scope).
+    let hint = tokens["id_token"].as_str().unwrap();
+    let essential = r#"{"userinfo":{"name":{"essential":true}}}"#;
+    for extra in [[("id_token_hint", hint), ("prompt", "none")], [("claims", essential), ("scope", "openid profile")]] {
+        let r = browser.get(authorize_url(app, &rp, &extra)).send().await.unwrap();
+        assert!(param(&location(&r), "code").is_some(), "{extra:?}");
+    }
     // The request in a POST body.
     let url = authorize_url(app, &rp, &[]);
     let (_, query) = url.split_once('?').unwrap();

@@ -19,10 +19,24 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 /// The library insists that the discovered issuer is the URL it was given: serve on a port chosen here,
 /// and make that the issuer.
-fn issuer_is_the_address(config: &mut latchkey::config::Config) {
+pub(crate) fn issuer_is_the_address(config: &mut latchkey::config::Config) {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     config.bind = free;
     config.issuer = format!("http://{free}");
+}
+
+/// What a person does on a Latchkey page in the middle of a flow: signs in, or allows the application.
+pub(crate) async fn fill_in(app: &TestApp, browser: &reqwest::Client, page: &str, email: &str) -> reqwest::Response {
+    let csrf = csrf_of(page);
+    if page.contains(r#"name="decision""#) {
+        let request = unescape(page.split(r#"name="request" value=""#).nth(1).unwrap().split('"').next().unwrap());
+        let form = [("csrf", csrf), ("request", request), ("decision", "allow".into())];
+        browser.post(format!("{}/oauth2/consent", app.base)).form(&form).send().await.unwrap()
+    } else {
+        let action = page.split(r#"<form method="post" action=""#).nth(1).unwrap().split('"').next().unwrap();
+        let form = [("csrf", csrf), ("username", email.into()), ("password", PASSWORD.into())];
+        browser.post(format!("{}{}", app.base, unescape(action))).form(&form).send().await.unwrap()
+    }
 }
 
 /// Signs in through the pages and consents, following the browser's way; returns the code and state.
@@ -34,21 +48,7 @@ async fn through_the_pages(app: &TestApp, url: &Url, email: &str) -> (String, St
         let r = browser.get(&next).send().await.unwrap();
         let r = match r.status() {
             StatusCode::SEE_OTHER | StatusCode::FOUND => r,
-            StatusCode::OK => {
-                let page = r.text().await.unwrap();
-                let csrf = csrf_of(&page);
-                if page.contains(r#"name="decision""#) {
-                    let request =
-                        unescape(page.split(r#"name="request" value=""#).nth(1).unwrap().split('"').next().unwrap());
-                    let form = [("csrf", csrf), ("request", request), ("decision", "allow".into())];
-                    browser.post(format!("{}/oauth2/consent", app.base)).form(&form).send().await.unwrap()
-                } else {
-                    let action =
-                        page.split(r#"<form method="post" action=""#).nth(1).unwrap().split('"').next().unwrap();
-                    let form = [("csrf", csrf), ("username", email.into()), ("password", PASSWORD.into())];
-                    browser.post(format!("{}{}", app.base, unescape(action))).form(&form).send().await.unwrap()
-                }
-            }
+            StatusCode::OK => fill_in(app, &browser, &r.text().await.unwrap(), email).await,
             other => panic!("{other} at {next}"),
         };
         let to = r.headers()[header::LOCATION].to_str().unwrap();
