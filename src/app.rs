@@ -1,7 +1,8 @@
 //! Builds the shared state and the router, binds the listener, and serves until told to stop.
 //!
 //! The router is the faces side by side: the JSON API (`http`), the pages for people (`web`), each calling
-//! the same services, with the layers of `edge` around all of them.
+//! the same services, with the layers of `edge` around all of them. CORS is the API's and the OAuth endpoints'
+//! only: pages, and above all the authorization endpoint (RFC 9700 §2.6), are never called cross-origin.
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -66,14 +67,13 @@ pub fn router(state: AppState) -> Router {
     metrics::handle();
     Router::new()
         .merge(http::router(&state))
-        .merge(oauth::router())
+        .merge(oauth::router(&state))
         .merge(metrics::router())
         .merge(web::router(&state))
         .fallback(web::not_found)
         .route_layer(middleware::from_fn(metrics::track))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::map_response(error::normalize))
-        .layer(headers::cors(&state.config.cors_origins))
         .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
         .with_state(state)
         .layer(

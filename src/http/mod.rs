@@ -33,5 +33,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(authz::router())
         // Responses under /api carry tokens or personal data: never cache them.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    Router::new().nest("/api/v1", api).merge(ops::router()).merge(openapi::swagger_ui())
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .merge(openapi::swagger_ui())
+        .layer(crate::edge::headers::cors(&state.config.cors_origins))
 }

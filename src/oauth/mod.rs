@@ -14,7 +14,8 @@ use axum::{
 
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
+/// With CORS from the allowlist: single-page apps call the token endpoint and userinfo from the browser.
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::document))
         .route("/.well-known/oauth-authorization-server", get(discovery::document))
@@ -22,4 +23,5 @@ pub fn router() -> Router<AppState> {
         .route("/oauth2/userinfo", get(token::userinfo).post(token::userinfo))
         .route("/oauth2/introspect", post(introspection::introspect))
         .route("/oauth2/revoke", post(introspection::revoke))
+        .layer(crate::edge::headers::cors(&state.config.cors_origins))
 }

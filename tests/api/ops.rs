@@ -128,6 +128,19 @@ async fn cors_echoes_only_allowed_origins(app: &TestApp) {
         let r = preflight(app, origin).await;
         assert!(!r.headers().contains_key("access-control-allow-origin"), "{origin}");
     }
+    // Single-page apps reach the token endpoint; the authorization endpoint and the pages never answer
+    // cross-origin (SECURITY.md 96).
+    for (path, allowed) in [("/oauth2/token", true), ("/oauth2/authorize", false), ("/login", false)] {
+        let r = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers().contains_key("access-control-allow-origin"), allowed, "{path}");
+    }
 }
 on_both!(cors_echoes_only_allowed_origins, |c| c.cors_origins =
     vec![reqwest::header::HeaderValue::from_static("https://app.example")]);
