@@ -43,8 +43,9 @@ pub enum Authorize {
     Refuse(&'static str),
     /// The answer goes back to the client (a code, or an error) by `mode`.
     Respond { redirect_uri: String, params: Vec<(&'static str, String)>, mode: ResponseMode },
-    /// The person must sign in (again): to `/login` with this `next`.
-    SignIn { next: String, again: bool },
+    /// The person must sign in (again): to `/login` with this `next`, the username field filled with the
+    /// client's `login_hint`.
+    SignIn { next: String, again: bool, login_hint: Option<String> },
     /// The client wants a second factor this session has not given.
     SecondFactor { next: String },
     /// Ask the person: the consent page for this client and these scopes.
@@ -156,13 +157,14 @@ impl Services {
             return Ok(Authorize::SignIn {
                 next: back(checked.prompt.login || checked.max_age.is_some()),
                 again: false,
+                login_hint: request.login_hint.clone(),
             });
         };
         if checked.needs_fresh_sign_in(auth_time, now, request.fresh_since) {
             if checked.prompt.none {
                 return Ok(self.error_response(request, "login_required", "The user must sign in again."));
             }
-            return Ok(Authorize::SignIn { next: back(true), again: true });
+            return Ok(Authorize::SignIn { next: back(true), again: true, login_hint: request.login_hint.clone() });
         }
         if client.require_mfa && !claims.mfa {
             if checked.prompt.none {

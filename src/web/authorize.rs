@@ -108,9 +108,10 @@ fn answer(decision: Authorize, browser: Option<&BrowserSession>, query: &str) ->
             Redirect::to(&format!("{redirect_uri}{separator}{params}")).into_response()
         }
         Authorize::Respond { redirect_uri, params, mode: ResponseMode::FormPost } => form_post(redirect_uri, params),
-        Authorize::SignIn { next, again } => {
+        Authorize::SignIn { next, again, login_hint } => {
             let again = if again { "&again=1" } else { "" };
-            Redirect::to(&format!("/login?next={}{again}", encoded(&next))).into_response()
+            let hint = login_hint.map(|h| format!("&login_hint={}", encoded(&h))).unwrap_or_default();
+            Redirect::to(&format!("/login?next={}{again}{hint}", encoded(&next))).into_response()
         }
         Authorize::SecondFactor { next } => {
             Redirect::to(&format!("/login/mfa?next={}", encoded(&next))).into_response()

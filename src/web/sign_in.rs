@@ -45,6 +45,8 @@ pub struct Next {
     /// An application asked for a fresh sign-in (`prompt=login`, `max_age`): show the form even when
     /// signed in.
     again: Option<String>,
+    /// An application's guess of who signs in (OpenID Connect `login_hint`): fills the username field.
+    login_hint: Option<String>,
 }
 
 impl Next {
@@ -101,7 +103,8 @@ async fn login_page(
         }
     }
     let (csrf, cookie) = form_session(&app, browser);
-    let page = LoginPage { csrf, next: next.next.clone().unwrap_or_default(), username: String::new(), error: None };
+    let username = next.login_hint.clone().filter(|hint| hint.len() <= 254).unwrap_or_default();
+    let page = LoginPage { csrf, next: next.next.clone().unwrap_or_default(), username, error: None };
     Ok(with_cookies(render(StatusCode::OK, &page), cookie))
 }
 

@@ -362,11 +362,14 @@ async fn prompts_and_sign_in_through_the_pages(app: &TestApp) {
     // Not signed in: to the sign-in page, and back after it.
     let email = format!("flow-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
-    let r = anonymous.get(authorize_url(app, &rp, &[])).send().await.unwrap();
+    let r = anonymous.get(authorize_url(app, &rp, &[("login_hint", &email)])).send().await.unwrap();
     let login = location(&r);
     assert_eq!(login.path(), "/login");
     let next = param(&login, "next").unwrap();
     assert!(next.starts_with("/oauth2/authorize?"));
+    // oidcc-login-hint: the sign-in form comes filled in.
+    let hinted = anonymous.get(login.as_str().replace("http://self.invalid", &app.base)).send().await.unwrap();
+    assert!(hinted.text().await.unwrap().contains(&format!(r#"value="{email}""#)));
     let page = anonymous
         .get(format!("{}/login?next={}", app.base, urlencode(&next)))
         .send()
