@@ -94,6 +94,14 @@ if run forward; then
 fi
 
 # OpenID Connect: a confidential client with implicit consent (so no page in the way) and offline_access.
+# Each wrk thread counts the token responses that carried what was asked for; done() reports them.
+FINISHED_LUA='threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary)
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get("tokens") end
+  print(string.format("completed: %d in %.1f s = %.0f/s", n, summary.duration / 1e6, n / (summary.duration / 1e6)))
+end'
 if run oidc_code || run oidc_refresh; then
   redirect="http://127.0.0.1:9/cb"
   client=$(LATCHKEY_DATABASE_URL="sqlite://$work/load.db" LATCHKEY_KEY_FILE="$work/latchkey.key" RUST_LOG=warn \
@@ -109,7 +117,8 @@ if run oidc_code; then
   # One flow = GET /oauth2/authorize with a signed-in session (303 with a code), then the code at the token
   # endpoint (RS256 ID token and access token, a refresh token). Each connection alternates the two.
   cat > "$work/code.lua" <<LUA
-local codes, pending = {}, {}
+local codes = {}
+tokens = 0
 request = function()
   local code = table.remove(codes)
   if code then
@@ -119,10 +128,13 @@ request = function()
   return wrk.format("GET", "$authorize", {["Cookie"] = "latchkey_session=$session"})
 end
 response = function(status, headers, body)
-  local code = headers["Location"] and headers["Location"]:match("code=([^&]+)")
+  local location = headers["location"] or headers["Location"]
+  local code = location and location:match("code=([^&]+)")
   if code then table.insert(codes, code) end
+  if body:find('"id_token"', 1, true) then tokens = tokens + 1 end
   if status >= 400 then print("error " .. status .. " " .. body) end
 end
+$FINISHED_LUA
 LUA
   echo "== OIDC code flow: GET /oauth2/authorize + POST /oauth2/token (flows/s = requests/s / 2), $CONNECTIONS connections, $DURATION"
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/code.lua" "$B"
@@ -134,7 +146,7 @@ if run oidc_refresh; then
   : >"$work/rts"
   for _ in $(seq 1 "$seeds"); do
     curl -s -H "Authorization: Basic $basic" "$B/oauth2/token" -d "grant_type=authorization_code" \
-      --data-urlencode "redirect_uri=$redirect" -d "code=$(code_of)" | sed -nE 's/.*"refresh_token":"([^"]+)".*/\1/p' >>"$work/rts"
+      --data-urlencode "redirect_uri=$redirect" -d "code=$(code_of)" | grep -o '"refresh_token":"[^"]*"' | cut -d'"' -f4 >>"$work/rts"
   done
   {
     echo "local rts = {"
@@ -147,10 +159,12 @@ request = function()
   return wrk.format("POST", "/oauth2/token", {["Content-Type"] = "application/x-www-form-urlencoded",
     ["Authorization"] = "Basic $basic"}, "grant_type=refresh_token&refresh_token=" .. rt)
 end
+tokens = 0
 response = function(status, headers, body)
   local rt = body:match('"refresh_token":"([^"]+)"')
-  if rt then table.insert(rts, rt) else print("error " .. status .. " " .. body) end
+  if rt then table.insert(rts, rt); tokens = tokens + 1 else print("error " .. status .. " " .. body) end
 end
+$FINISHED_LUA
 LUA
   echo "== POST /oauth2/token grant_type=refresh_token (rotating), $CONNECTIONS connections, $DURATION ($(wc -l <"$work/rts") grants)"
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/refresh.lua" "$B"

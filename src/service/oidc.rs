@@ -65,6 +65,16 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
+/// A grant's tokens as claims, recorded but not yet signed.
+struct UnsignedTokens {
+    access: OauthAccessClaims,
+    id_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    id_alg: Algorithm,
+    refresh_token: Option<String>,
+    scope: Scopes,
+    expires_in: u64,
+}
+
 /// RFC 6749 §5.2's errors, without HTTP: the face gives `invalid_client` its 401.
 #[derive(Debug)]
 pub struct TokenError {
@@ -364,9 +374,9 @@ impl Services {
         }
         let access_expires_at = now + clock::duration_ms(self.config.access_ttl);
         store::insert_grant(&mut tx, &grant, access_expires_at).await?;
-        let issued = self.grant_tokens(&mut tx, client, &grant, &session, true, who).await?;
+        let unsigned = self.grant_tokens(&mut tx, client, &grant, &session, true, who).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(issued)
+        Ok(self.sign_tokens(unsigned))
     }
 
     /// `grant_type=refresh_token`: the token is spent and a new one issued; a spent one presented again
@@ -402,13 +412,15 @@ impl Services {
         // Not touched: an application refreshing in the background must not keep an unattended browser
         // signed in past its idle timeout.
         let Some(session) = session else { return Err(INVALID_GRANT) };
-        let issued = self.grant_tokens(&mut tx, client, &grant, &session, false, who).await?;
+        let unsigned = self.grant_tokens(&mut tx, client, &grant, &session, false, who).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(issued)
+        Ok(self.sign_tokens(unsigned))
     }
 
-    /// The tokens of a grant: an access token, an ID token with scope `openid`, a refresh token with
-    /// `offline_access`. Written in the caller's transaction.
+    /// Records a use of a grant in the caller's transaction (its refresh token, its latest access-token
+    /// expiry, the client's last token, the audit row) and returns the tokens' claims, to be signed by
+    /// [`Self::sign_tokens`] after the commit: RS256 costs about half a millisecond, which SQLite's one
+    /// writer must not wait for.
     async fn grant_tokens(
         &self,
         tx: &mut sqlx::AnyConnection,
@@ -417,7 +429,7 @@ impl Services {
         session: &sessions::SessionRecord,
         with_nonce: bool,
         who: &Client,
-    ) -> Result<TokenResponse> {
+    ) -> Result<UnsignedTokens> {
         let now = clock::now_ms();
         let Some((user, memberships)) = users::find_with_memberships(&mut *tx, grant.user_id).await? else {
             return Err(Error::InvalidToken);
@@ -447,9 +459,7 @@ impl Services {
                 vec![]
             },
         };
-        let access_token = self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &access);
-        let id_token = scope.contains("openid").then(|| {
-            let key = self.keys.signing_key(signing::parse_alg(&client.id_token_alg).unwrap_or(Algorithm::RS256));
+        let id_claims = scope.contains("openid").then(|| {
             let mut claims = oauth::person_claims(&person(&user, &memberships), &scope);
             let mut put = |name: &str, value: serde_json::Value| claims.insert(name.into(), value);
             put("iss", self.config.issuer.clone().into());
@@ -461,11 +471,10 @@ impl Services {
             put("amr", session.amr.clone().into());
             put("acr", oauth::acr(session.mfa).into());
             put("sid", session.id.to_string().into());
-            put("at_hash", key.half_hash(&access_token).into());
             if let (true, Some(nonce)) = (with_nonce, &grant.nonce) {
                 put("nonce", nonce.clone().into());
             }
-            key.sign("JWT", &claims)
+            claims
         });
         let refresh_token =
             if scope.contains("offline_access") && client.grant_types.iter().any(|g| g == "refresh_token") {
@@ -476,17 +485,32 @@ impl Services {
                 None
             };
         store::use_grant(tx, grant.id, now, now + clock::duration_ms(ttl)).await?;
-        store::touch_client(tx, &client.client_id, now).await?;
+        // "Last obtained a token" is for people: to the minute, not a write per token.
+        if client.last_token_at.is_none_or(|at| now - at > 60_000) {
+            store::touch_client(tx, &client.client_id, now).await?;
+        }
         let event = Event::success("oauth_token_issued", user.id).with("client_id", client.client_id.as_str());
         audit::record(tx, who, event).await?;
-        Ok(TokenResponse {
+        let id_alg = signing::parse_alg(&client.id_token_alg).unwrap_or(Algorithm::RS256);
+        Ok(UnsignedTokens { access, id_claims, id_alg, refresh_token, scope, expires_in: ttl.as_secs() })
+    }
+
+    /// The signed answer: the access token (RS256), the ID token with its `at_hash` in the client's algorithm.
+    fn sign_tokens(&self, unsigned: UnsignedTokens) -> TokenResponse {
+        let access_token = self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &unsigned.access);
+        let id_token = unsigned.id_claims.map(|mut claims| {
+            let key = self.keys.signing_key(unsigned.id_alg);
+            claims.insert("at_hash".into(), key.half_hash(&access_token).into());
+            key.sign("JWT", &claims)
+        });
+        TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: ttl.as_secs(),
-            scope: scope.to_string(),
-            refresh_token,
+            expires_in: unsigned.expires_in,
+            scope: unsigned.scope.to_string(),
+            refresh_token: unsigned.refresh_token,
             id_token,
-        })
+        }
     }
 
     /// `grant_type=client_credentials`: a token for the client itself (`sub` = its id), within its scopes,
