@@ -380,9 +380,10 @@ fn read_stdin_line() -> anyhow::Result<Zeroizing<String>> {
     Ok(trimmed)
 }
 
+/// Logs go to standard error: standard output is the commands' answer (`client create` prints JSON).
 fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json { builder.json().init() } else { builder.init() }
 }
 

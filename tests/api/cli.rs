@@ -152,3 +152,50 @@ async fn rules_check_and_explain() {
     assert!(explain(&["--user", "boss@example.com"]).starts_with("StepUp by the rule at line 3"));
     assert!(explain(&["--user", "boss@example.com", "--mfa"]).starts_with("Allow by the rule at line 3"));
 }
+
+/// `latchkey client ...` and `latchkey keys rotate`, as an operator registers an application.
+#[tokio::test]
+async fn operators_register_clients_and_rotate_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    };
+    let args =
+        ["client", "create", "--name", "Grafana", "--redirect-uri", "https://grafana.example/login/generic_oauth"];
+    let created = json(latchkey(dir.path(), &args, ""));
+    let id = created["client_id"].as_str().unwrap().to_string();
+    assert!(created["client_secret"].as_str().unwrap().len() >= 43);
+    assert_eq!(created["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
+    let public = json(latchkey(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--public",
+            "--redirect-uri",
+            "http://localhost:3000/cb",
+            "--id-token-alg",
+            "EdDSA",
+        ],
+        "",
+    ));
+    assert!(public.get("client_secret").is_none());
+    assert_eq!((&public["require_pkce"], &public["id_token_signed_response_alg"]), (&true.into(), &"EdDSA".into()));
+    let refused =
+        latchkey(dir.path(), &["client", "create", "--name", "Bad", "--redirect-uri", "http://app.example/cb"], "");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("redirect_uris"));
+    let listed = json(latchkey(dir.path(), &["client", "list"], ""));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(listed.as_array().unwrap().iter().all(|c| c.get("client_secret").is_none()));
+    let rotated = json(latchkey(dir.path(), &["client", "rotate-secret", &id], ""));
+    assert_ne!(rotated["client_secret"], created["client_secret"]);
+    assert_eq!(json(latchkey(dir.path(), &["client", "show", &id], ""))["name"], "Grafana");
+    json(latchkey(dir.path(), &["client", "delete", &id], ""));
+    assert!(!latchkey(dir.path(), &["client", "show", &id], "").status.success());
+    let keys = json(latchkey(dir.path(), &["keys", "rotate"], ""));
+    assert_eq!(keys["current"].as_array().unwrap().len(), 3);
+}
