@@ -6,6 +6,7 @@ pub mod auth;
 pub mod authz;
 pub mod clients;
 pub mod extract;
+pub mod grants;
 pub mod mfa;
 pub mod openapi;
 pub mod ops;
@@ -26,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(auth::router(state))
         .merge(mfa::router(state))
         .merge(sessions::router())
+        .merge(grants::router())
         .merge(audit::router())
         .merge(admin::router())
         .merge(clients::router())

@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, authz, clients, extract, mfa, ops, orgs, sessions};
+use super::{admin, audit, auth, authz, clients, extract, grants, mfa, ops, orgs, sessions};
 use crate::edge::error;
 
 #[derive(OpenApi)]
@@ -16,7 +16,7 @@ use crate::edge::error;
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me, auth::change_password,
         mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
         mfa::challenge,
-        sessions::list, sessions::revoke, audit::own, audit::all,
+        sessions::list, sessions::revoke, grants::list, grants::disconnect, audit::own, audit::all,
         admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
         clients::create, clients::list, clients::show, clients::update, clients::remove, clients::rotate_secret,
         orgs::create, orgs::list, orgs::show, orgs::members, orgs::set_member, orgs::remove_member,

@@ -22,7 +22,7 @@ use crate::{
         random,
         roles::Role,
         signing,
-        tokens::{ACCESS_TOKEN_TYPE, OrgClaim},
+        tokens::{ACCESS_TOKEN_TYPE, AccessClaims, OrgClaim},
     },
     error::{Error, Result},
     service::web::{BrowserSession, BrowserState},
@@ -637,6 +637,30 @@ impl Services {
         }
         tx.commit().await.map_err(Error::from)?;
         self.revocations.add([grant_id], now);
+        Ok(())
+    }
+
+    /// The applications the caller consented to ("Connected apps").
+    pub async fn connected_apps(&self, auth: &AccessClaims) -> Result<Vec<store::ConnectedApp>> {
+        store::connected_apps(self.db.pool(), auth.sub).await
+    }
+
+    /// Disconnects an application: its grants and their tokens end, on every instance, and the consent is
+    /// forgotten, so the next sign-in asks again.
+    pub async fn disconnect_app(&self, auth: &AccessClaims, client_id: &str, who: &Client) -> Result<()> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let (grants, anything) = store::disconnect(&mut tx, auth.sub, client_id, now).await?;
+        if !anything {
+            return Err(Error::NotFound);
+        }
+        let event = Event::success("oauth_grant_revoked", auth.sub)
+            .with("client_id", client_id)
+            .with("by", "user")
+            .with("grants_ended", grants.len());
+        audit::record(&mut tx, who, event).await?;
+        tx.commit().await?;
+        self.revocations.add(grants, now);
         Ok(())
     }
 

@@ -446,3 +446,69 @@ pub async fn live_grants_of_client(conn: &mut AnyConnection, client_id: &str) ->
             .await?;
     Ok(rows.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?)
 }
+
+/// An application a user consented to, with when its grants were last used.
+pub struct ConnectedApp {
+    pub client_id: String,
+    pub name: String,
+    pub scope: String,
+    pub granted_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+type AppRow = (String, String, String, i64, Option<i64>);
+
+pub async fn connected_apps<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid) -> Result<Vec<ConnectedApp>> {
+    let rows: Vec<AppRow> = sqlx::query_as(
+        "SELECT c.client_id, c.name, k.scope, k.granted_at,
+                (SELECT MAX(g.last_used_at) FROM oauth_grants g WHERE g.user_id = k.user_id AND g.client_id = k.client_id)
+         FROM oauth_consents k JOIN oauth_clients c ON c.client_id = k.client_id
+         WHERE k.user_id = $1 ORDER BY k.granted_at DESC",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(client_id, name, scope, granted_at, last_used_at)| ConnectedApp {
+            client_id,
+            name,
+            scope,
+            granted_at,
+            last_used_at,
+        })
+        .collect())
+}
+
+/// Ends a user's grants to a client and forgets the consent; returns the grants it ended, and whether
+/// there was anything to end.
+pub async fn disconnect(
+    conn: &mut AnyConnection,
+    user_id: Uuid,
+    client_id: &str,
+    now: i64,
+) -> Result<(Vec<Uuid>, bool)> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL")
+            .bind(user_id.to_string())
+            .bind(client_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let grants = rows.iter().map(|(id,)| parse_id(id)).collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(
+        "UPDATE oauth_grants SET revoked_at = $1, revoke_reason = 'disconnected'
+         WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(user_id.to_string())
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    let forgotten = sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+        .bind(user_id.to_string())
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    let anything = forgotten.rows_affected() > 0 || !grants.is_empty();
+    Ok((grants, anything))
+}

@@ -1,4 +1,5 @@
-//! `/account`: profile, password, two-factor enrollment and backup codes, sessions, the security log.
+//! `/account`: profile, password, two-factor enrollment and backup codes, sessions, connected apps, the
+//! security log.
 
 use askama::Template;
 use axum::{
@@ -19,7 +20,7 @@ use super::{
 use crate::{
     app::AppState,
     clock,
-    domain::{roles::Permission, tokens::AccessClaims},
+    domain::{oauth::scope_in_words, roles::Permission, tokens::AccessClaims},
     edge::{client::ClientInfo, error::ApiError},
     service::web::{BrowserSession, BrowserState},
     store::{audit::AuditQuery, users::UserRecord},
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/mfa/disable", post(mfa_disable))
         .route("/account/sessions/revoke", post(revoke))
         .route("/account/sessions/revoke-all", post(revoke_all))
+        .route("/account/apps/disconnect", post(disconnect_app))
 }
 
 /// The signed-in user and the claims the services expect.
@@ -51,6 +53,14 @@ pub struct SessionRow {
     user_agent: String,
     last_used_at: String,
     current: bool,
+}
+
+pub struct AppRow {
+    client_id: String,
+    name: String,
+    scopes: Vec<&'static str>,
+    granted_at: String,
+    last_used_at: String,
 }
 
 pub struct EventRow {
@@ -71,6 +81,7 @@ struct AccountPage {
     mfa_enabled: bool,
     backup_codes_remaining: i64,
     sessions: Vec<SessionRow>,
+    apps: Vec<AppRow>,
     events: Vec<EventRow>,
     notice: Option<&'static str>,
     error: Option<String>,
@@ -84,6 +95,7 @@ async fn account_page(
 ) -> Result<AccountPage, PageError> {
     let (user, claims) = parts(session)?;
     let sessions = app.list_sessions(claims).await?;
+    let apps = app.connected_apps(claims).await?;
     let query = AuditQuery { user_id: Some(user.id), action: None, before: i64::MAX, limit: 20 };
     let events = app.audit_events(&query).await?;
     Ok(AccountPage {
@@ -102,6 +114,16 @@ async fn account_page(
                 ip: s.ip.unwrap_or_default(),
                 user_agent: s.user_agent.unwrap_or_else(|| "Unknown device".into()),
                 last_used_at: clock::rfc3339(s.last_used_at),
+            })
+            .collect(),
+        apps: apps
+            .into_iter()
+            .map(|a| AppRow {
+                scopes: a.scope.split(' ').filter(|s| !s.is_empty()).map(scope_in_words).collect(),
+                client_id: a.client_id,
+                name: a.name,
+                granted_at: clock::rfc3339(a.granted_at),
+                last_used_at: a.last_used_at.map(clock::rfc3339).unwrap_or_else(|| "never".into()),
             })
             .collect(),
         events: events
@@ -129,6 +151,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "password" => Some("Your password was changed. Your other sessions were signed out."),
         "mfa_off" => Some("Two-factor authentication is off."),
         "revoked" => Some("The session was signed out."),
+        "disconnected" => Some("The application was disconnected: it must ask you again to sign you in."),
         _ => None,
     }
 }
@@ -293,4 +316,19 @@ async fn revoke_all(
     let (_, claims) = parts(&session)?;
     app.logout_all(claims, &client).await?;
     Ok(Redirect::to("/login").into_response())
+}
+
+#[derive(Deserialize)]
+struct DisconnectForm {
+    client_id: String,
+}
+
+async fn disconnect_app(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    SignedInForm(session, form): SignedInForm<DisconnectForm>,
+) -> Result<Response, PageError> {
+    let (_, claims) = parts(&session)?;
+    let result = app.disconnect_app(claims, &form.client_id, &client).await;
+    done(&app, &session, result, "/account?done=disconnected").await
 }

@@ -864,3 +864,48 @@ async fn revocation_ends_the_grant(app: &TestApp) {
     assert_eq!(userinfo(app, access).await.status(), StatusCode::UNAUTHORIZED);
 }
 on_both!(revocation_ends_the_grant);
+
+/// Connected apps (SECURITY.md 95): the person sees which applications they let in and disconnects one,
+/// over the API or on the account page; its tokens end and the next sign-in asks again.
+async fn connected_apps_can_be_disconnected(app: &TestApp) {
+    let rp = confidential(app).await;
+    let other = client(app, json!({"name": "Second RP"})).await;
+    let (browser, email) = browser(app).await;
+    let tokens =
+        tokens_for(app, &rp, &browser, &[("scope", "openid email offline_access"), ("prompt", "consent")]).await;
+    tokens_for(app, &other, &browser, &[]).await;
+    let api =
+        crate::helpers::token(&expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await, "access_token");
+    let apps = expect_json(app.get_bearer("/api/v1/auth/grants", &api).await, StatusCode::OK).await;
+    let names: Vec<&str> = apps.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"Test RP") && names.contains(&"Second RP"));
+    let listed = apps.as_array().unwrap().iter().find(|a| a["client_id"] == rp.id.as_str()).unwrap();
+    assert_eq!(listed["scopes"], json!(["email", "offline_access", "openid"]));
+    assert!(listed["last_used_at"].is_string());
+    let r =
+        app.client.delete(app.url(&format!("/api/v1/auth/grants/{}", rp.id))).bearer_auth(&api).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let r = token_request(app, &rp, &[("grant_type", "refresh_token"), ("refresh_token", rt)], true).await;
+    assert_eq!(expect_json(r, StatusCode::BAD_REQUEST).await["error"], "invalid_grant");
+    assert_eq!(userinfo(app, tokens["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
+    let r =
+        app.client.delete(app.url(&format!("/api/v1/auth/grants/{}", rp.id))).bearer_auth(&api).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = browser.get(authorize_url(app, &rp, &[])).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the consent is forgotten: asked again");
+    // The account page lists the other one and disconnects it with its form.
+    let page = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Second RP") && page.contains("Connected apps"));
+    let form = [("csrf", csrf_of(&page)), ("client_id", other.id.clone())];
+    let r = browser.post(app.url("/account/apps/disconnect")).form(&form).send().await.unwrap();
+    assert_eq!(location(&r).as_str(), "http://self.invalid/account?done=disconnected");
+    assert_eq!(expect_json(app.get_bearer("/api/v1/auth/grants", &api).await, StatusCode::OK).await, json!([]));
+    let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'oauth_grant_revoked'")
+        .fetch_one(app.services.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(audit, 2);
+}
+on_both!(connected_apps_can_be_disconnected);
