@@ -38,7 +38,12 @@ pub struct Event {
 
 impl Event {
     pub fn success(action: &'static str, user_id: Uuid) -> Self {
-        Self { action, outcome: Outcome::Success, user_id: Some(user_id), detail: serde_json::json!({}) }
+        Self::success_for(action, Some(user_id))
+    }
+
+    /// A success that may concern no user (an operator's or a client's own action).
+    pub fn success_for(action: &'static str, user_id: Option<Uuid>) -> Self {
+        Self { action, outcome: Outcome::Success, user_id, detail: serde_json::json!({}) }
     }
 
     pub fn failure(action: &'static str, user_id: Option<Uuid>) -> Self {

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::{
     Client, Services,
     admin::Actor,
-    audit::{self, Event, Outcome},
+    audit::{self, Event},
 };
 use crate::{
     clock,
@@ -119,10 +119,10 @@ fn apply(mut client: ClientRecord, settings: ClientSettings) -> Result<ClientRec
             problem("grant_types", format!("{grant} is not a grant type this server offers."));
         }
     }
-    if public && client.grant_types.iter().any(|g| g == "client_credentials") {
+    if public && client.allows("client_credentials") {
         problem("grant_types", "A public client cannot use client_credentials: it has no secret.".into());
     }
-    if client.grant_types.iter().any(|g| g == "authorization_code") && client.redirect_uris.is_empty() {
+    if client.allows("authorization_code") && client.redirect_uris.is_empty() {
         problem("redirect_uris", "The authorization_code grant needs at least one redirect URI.".into());
     }
     for scope in &client.scopes {
@@ -157,9 +157,7 @@ fn audited(action: &'static str, actor: Actor, client_id: &str) -> Event {
         Actor::Admin(id) => Some(id),
         Actor::Operator => None,
     };
-    Event { action, outcome: Outcome::Success, user_id, detail: serde_json::json!({}) }
-        .with("client_id", client_id)
-        .with("by", actor.name())
+    Event::success_for(action, user_id).with("client_id", client_id).with("by", actor.name())
 }
 
 impl Services {

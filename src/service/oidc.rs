@@ -135,19 +135,10 @@ impl Services {
         query: &str,
         browser: Option<&BrowserSession>,
     ) -> Result<Authorize> {
-        let Some(client) = self.client_for(request).await? else {
-            return Ok(Authorize::Refuse(
-                "The application that sent you here is not registered, or gave a return address it did not register.",
-            ));
+        let (client, checked) = match self.admitted(request).await? {
+            Ok(admitted) => admitted,
+            Err(answer) => return Ok(answer),
         };
-        let checked = match request.check(&ClientRules { scopes: &rules(&client), pkce_required: client.require_pkce })
-        {
-            Ok(checked) => checked,
-            Err(refused) => return Ok(self.error_response(request, refused.error, refused.description)),
-        };
-        if !client.grant_types.iter().any(|g| g == "authorization_code") {
-            return Ok(self.error_response(request, "unauthorized_client", "This client may not use the code flow."));
-        }
         let now = clock::now_ms() / 1000;
         let signed_in = browser.and_then(|b| match &b.state {
             BrowserState::SignedIn { user, claims, auth_time } => Some((user, claims, *auth_time)),
@@ -204,13 +195,9 @@ impl Services {
         let BrowserState::SignedIn { user, claims, auth_time } = &browser.state else {
             return self.oauth_authorize(request, query, Some(browser)).await;
         };
-        let Some(client) = self.client_for(request).await? else {
-            return Ok(Authorize::Refuse("The application is not registered."));
-        };
-        let checked = match request.check(&ClientRules { scopes: &rules(&client), pkce_required: client.require_pkce })
-        {
-            Ok(checked) => checked,
-            Err(refused) => return Ok(self.error_response(request, refused.error, refused.description)),
+        let (client, checked) = match self.admitted(request).await? {
+            Ok(admitted) => admitted,
+            Err(answer) => return Ok(answer),
         };
         // A consent form posted long after it was shown is held to the request's freshness and MFA rules.
         let stale = checked.needs_fresh_sign_in(*auth_time, clock::now_ms() / 1000, request.fresh_since);
@@ -231,6 +218,26 @@ impl Services {
         audit::record(&mut tx, who, event("oauth_consent_granted").with("scope", granted.to_string())).await?;
         tx.commit().await?;
         self.issue_code(&client, request, &granted, user.id, claims.sid, *auth_time).await
+    }
+
+    /// The checks every authorization request passes, whoever asks: a registered client and redirect URI
+    /// (else a page), then the request's own rules (else an error sent back to the client).
+    async fn admitted(&self, request: &AuthorizationRequest) -> Result<Result<(ClientRecord, Checked), Authorize>> {
+        let Some(client) = self.client_for(request).await? else {
+            return Ok(Err(Authorize::Refuse(
+                "The application that sent you here is not registered, or gave a return address it did not register.",
+            )));
+        };
+        let rules = ClientRules { scopes: &rules(&client), pkce_required: client.require_pkce };
+        let checked = match request.check(&rules) {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(Err(self.error_response(request, refused.error, refused.description))),
+        };
+        if !client.allows("authorization_code") {
+            let refused = self.error_response(request, "unauthorized_client", "This client may not use the code flow.");
+            return Ok(Err(refused));
+        }
+        Ok(Ok((client, checked)))
     }
 
     async fn client_for(&self, request: &AuthorizationRequest) -> Result<Option<ClientRecord>> {
@@ -324,7 +331,7 @@ impl Services {
         verifier: Option<&str>,
         who: &Client,
     ) -> Result<TokenResponse, TokenError> {
-        if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        if !client.allows("authorization_code") {
             return Err(TokenError::new("unauthorized_client", "This client may not use this grant."));
         }
         let now = clock::now_ms();
@@ -387,7 +394,7 @@ impl Services {
         refresh_token: &str,
         who: &Client,
     ) -> Result<TokenResponse, TokenError> {
-        if !client.grant_types.iter().any(|g| g == "refresh_token") {
+        if !client.allows("refresh_token") {
             return Err(TokenError::new("unauthorized_client", "This client may not use this grant."));
         }
         let now = clock::now_ms();
@@ -476,14 +483,13 @@ impl Services {
             }
             claims
         });
-        let refresh_token =
-            if scope.contains("offline_access") && client.grant_types.iter().any(|g| g == "refresh_token") {
-                let token = random::opaque_token();
-                store::insert_refresh_token(tx, &random::token_digest(&token), grant.id, now).await?;
-                Some(token)
-            } else {
-                None
-            };
+        let refresh_token = if scope.contains("offline_access") && client.allows("refresh_token") {
+            let token = random::opaque_token();
+            store::insert_refresh_token(tx, &random::token_digest(&token), grant.id, now).await?;
+            Some(token)
+        } else {
+            None
+        };
         store::use_grant(tx, grant.id, now, now + clock::duration_ms(ttl)).await?;
         // "Last obtained a token" is for people: to the minute, not a write per token.
         if client.last_token_at.is_none_or(|at| now - at > 60_000) {
@@ -521,7 +527,7 @@ impl Services {
         scope: Option<&str>,
         who: &Client,
     ) -> Result<TokenResponse, TokenError> {
-        if client.secret_hash.is_none() || !client.grant_types.iter().any(|g| g == "client_credentials") {
+        if client.secret_hash.is_none() || !client.allows("client_credentials") {
             return Err(TokenError::new("unauthorized_client", "This client may not use this grant."));
         }
         // Scopes about a person mean nothing without one.
@@ -551,7 +557,7 @@ impl Services {
         };
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         store::touch_client(&mut tx, &client.client_id, now).await?;
-        let event = Event { user_id: None, ..Event::success("oauth_token_issued", Uuid::nil()) }
+        let event = Event::success_for("oauth_token_issued", None)
             .with("client_id", client.client_id.as_str())
             .with("grant_type", "client_credentials");
         audit::record(&mut tx, who, event).await?;
@@ -630,7 +636,7 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         if store::revoke_grant(&mut tx, grant_id, now, "revoked_by_client").await? {
-            let event = Event { user_id, ..Event::success("oauth_grant_revoked", Uuid::nil()) }
+            let event = Event::success_for("oauth_grant_revoked", user_id)
                 .with("client_id", client.client_id.as_str())
                 .with("by", "client");
             audit::record(&mut tx, who, event).await?;

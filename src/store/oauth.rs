@@ -28,6 +28,13 @@ pub struct ClientRecord {
     pub last_token_at: Option<i64>,
 }
 
+impl ClientRecord {
+    /// Whether the client may use a grant type.
+    pub fn allows(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
 #[derive(FromRow)]
 struct ClientRow {
     client_id: String,

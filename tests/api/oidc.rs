@@ -417,7 +417,7 @@ async fn prompts_and_sign_in_through_the_pages(app: &TestApp) {
 on_both!(prompts_and_sign_in_through_the_pages);
 
 fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// oidcc-codereuse, SECURITY.md 88 and 91.
