@@ -53,12 +53,14 @@ impl Application {
     }
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let sync = self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll);
-        let pruning = self.services.spawn_pruning(std::time::Duration::from_secs(3600));
+        let background = [
+            self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll),
+            self.services.spawn_pruning(std::time::Duration::from_secs(3600)),
+            self.services.spawn_key_reload(self.services.config.key_reload),
+        ];
         let router = router(self.services.clone());
         let served = serve::serve(self.listener, router, self.services.config.connections, shutdown).await;
-        sync.abort();
-        pruning.abort();
+        background.iter().for_each(|task| task.abort());
         served
     }
 }

@@ -78,6 +78,8 @@ pub struct Config {
     pub jwt_signing: JwtSigning,
     /// How often each instance re-reads revoked sessions written by other instances.
     pub revocation_poll: Duration,
+    /// How often each instance looks for signing keys rotated by another process.
+    pub key_reload: Duration,
     pub log_json: bool,
     /// Password checks waiting for a hashing thread beyond this many are refused with 503.
     pub hash_queue: usize,
@@ -116,6 +118,7 @@ impl Default for Config {
             secret_key: SecretKeySource::File(PathBuf::from("latchkey.key")),
             jwt_signing: JwtSigning::EdDsa,
             revocation_poll: Duration::from_millis(500),
+            key_reload: Duration::from_secs(30),
             log_json: false,
             hash_queue: 64,
             access_rules: None,

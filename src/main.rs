@@ -105,7 +105,7 @@ enum ClientCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new key of every algorithm current. The old public keys stay published until the tokens they
-    /// signed have expired; running instances sign with the new keys once restarted.
+    /// signed have expired; running instances sign with the new keys within 30 seconds.
     Rotate,
 }
 

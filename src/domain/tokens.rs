@@ -17,6 +17,10 @@ use super::{
 };
 
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// The `typ` of ID tokens.
+pub const ID_TOKEN_TYPE: &str = "JWT";
+/// The `kid` of HS256 API tokens: the secret is configured, not stored with the keys.
+pub const HS256_KID: &str = "hs256";
 /// Tokens longer than this are not parsed at all.
 const MAX_TOKEN_LEN: usize = 4096;
 /// Clock difference tolerated on `exp` and `nbf`.
@@ -64,7 +68,16 @@ pub struct KeyRing {
     verifying: HashMap<String, (Algorithm, DecodingKey)>,
     api_validation: Validation,
     oauth_validation: Validation,
+    issuer: String,
     jwks: serde_json::Value,
+}
+
+/// What an `id_token_hint` says, once its signature is known to be ours.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct IdTokenHint {
+    pub sub: Uuid,
+    pub aud: String,
+    pub sid: Option<Uuid>,
 }
 
 impl KeyRing {
@@ -91,7 +104,7 @@ impl KeyRing {
         let jwks = serde_json::json!({ "keys": published.iter().map(|key| key.public_jwk()).collect::<Vec<_>>() });
         let (api, api_alg) = match hs256 {
             Some(secret) => {
-                let kid = "hs256";
+                let kid = HS256_KID;
                 verifying.insert(kid.into(), (Algorithm::HS256, DecodingKey::from_secret(secret)));
                 let mut header = Header::new(Algorithm::HS256);
                 header.typ = Some(ACCESS_TOKEN_TYPE.into());
@@ -106,7 +119,7 @@ impl KeyRing {
         // OAuth access tokens are RS256, the one algorithm RFC 9068 makes every resource server support.
         let mut oauth_validation = validation(Algorithm::RS256, issuer);
         oauth_validation.validate_aud = false;
-        Ok(Self { api, current, verifying, api_validation, oauth_validation, jwks })
+        Ok(Self { api, current, verifying, api_validation, oauth_validation, issuer: issuer.into(), jwks })
     }
 
     /// A fresh key set, for tests and benches.
@@ -142,22 +155,51 @@ impl KeyRing {
         self.verify_with(token, &self.oauth_validation)
     }
 
+    /// An ID token this server signed, presented back as `id_token_hint` (RP-initiated logout): any of the
+    /// server's keys and algorithms, its issuer; expired ones count (OpenID Connect RP-Initiated Logout §2).
+    /// The audience is the client's, which the caller compares.
+    pub fn verify_id_token_hint(&self, token: &str) -> Result<IdTokenHint, InvalidToken> {
+        let (header, alg, key) = self.header_and_key(token, ID_TOKEN_TYPE)?;
+        let mut validation = validation(*alg, &self.issuer);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        if header.alg != *alg {
+            return Err(InvalidToken);
+        }
+        jsonwebtoken::decode(token, key, &validation).map(|data| data.claims).map_err(|_| InvalidToken)
+    }
+
     fn verify_with<T: DeserializeOwned>(&self, token: &str, validation: &Validation) -> Result<T, InvalidToken> {
+        let (header, alg, key) = self.header_and_key(token, ACCESS_TOKEN_TYPE)?;
+        // The key decides the algorithm; a header naming another one is refused.
+        if header.alg != *alg || !validation.algorithms.contains(alg) {
+            return Err(InvalidToken);
+        }
+        jsonwebtoken::decode::<T>(token, key, validation).map(|data| data.claims).map_err(|_| InvalidToken)
+    }
+
+    /// The header of a token of type `typ` that names one of the server's keys (and brings none of its own),
+    /// with that key and its algorithm.
+    fn header_and_key(&self, token: &str, typ: &str) -> Result<(Header, &Algorithm, &DecodingKey), InvalidToken> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(InvalidToken);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken)?;
         let brings_own_key =
             header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some();
-        if brings_own_key || header.typ.as_deref().is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
+        if brings_own_key || header.typ.as_deref().is_none_or(|t| !t.eq_ignore_ascii_case(typ)) {
             return Err(InvalidToken);
         }
         let (alg, key) = header.kid.as_deref().and_then(|kid| self.verifying.get(kid)).ok_or(InvalidToken)?;
-        // The key decides the algorithm; a header naming another one is refused.
-        if header.alg != *alg || !validation.algorithms.contains(alg) {
-            return Err(InvalidToken);
-        }
-        jsonwebtoken::decode::<T>(token, key, validation).map(|data| data.claims).map_err(|_| InvalidToken)
+        Ok((header, alg, key))
+    }
+
+    /// The ids of every key in the ring, sorted: two rings with the same ids hold the same keys.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.verifying.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     pub fn jwks(&self) -> &serde_json::Value {

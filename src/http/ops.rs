@@ -41,5 +41,5 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Status>, ApiError> {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses((status = 200, description = "The public keys that verify access tokens (RFC 7517)", body = Object)))]
 async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(app.keys.jwks().clone())
+    Json(app.keys.load().jwks().clone())
 }

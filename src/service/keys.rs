@@ -1,10 +1,11 @@
 //! The server key that seals secrets at rest, and the access-token signing keys it protects.
 
-use std::{io::Write, path::Path};
+use std::{io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
+use super::Services;
 use crate::{
     clock,
     config::{Config, JwtSigning, SecretKeySource, parse_secret_key},
@@ -12,8 +13,9 @@ use crate::{
         random,
         seal::Sealer,
         signing::{self, SigningKey},
-        tokens::KeyRing,
+        tokens::{HS256_KID, KeyRing},
     },
+    error::{Error, Result},
     store::{Db, keys},
 };
 
@@ -85,8 +87,12 @@ pub async fn load_key_ring(config: &Config, db: &Db, sealer: &Sealer) -> anyhow:
         }
         tx.commit().await?;
     }
+    ring_of(config, keys::usable(db.pool(), kept_since).await?, sealer)
+}
+
+fn ring_of(config: &Config, stored: Vec<keys::StoredKey>, sealer: &Sealer) -> anyhow::Result<KeyRing> {
     let (mut current, mut retired) = (vec![], vec![]);
-    for stored in keys::usable(db.pool(), kept_since).await? {
+    for stored in stored {
         let key = open(&stored, sealer)?;
         if stored.current { current.push(key) } else { retired.push(key) }
     }
@@ -97,8 +103,38 @@ pub async fn load_key_ring(config: &Config, db: &Db, sealer: &Sealer) -> anyhow:
     Ok(KeyRing::new(current, retired, hs256, &config.issuer, &config.audience)?)
 }
 
+impl Services {
+    /// Picks up what `latchkey keys rotate` (another process) wrote, and lets retired keys go once every token
+    /// they signed has expired: the ring is rebuilt when the set of usable keys changed. True when it was.
+    pub async fn reload_keys(&self) -> Result<bool> {
+        let kept_since = clock::now_ms() - retired_keys_kept(&self.config).as_millis() as i64;
+        let stored = keys::usable(self.db.pool(), kept_since).await?;
+        let mut kids: Vec<&str> = stored.iter().map(|k| k.kid.as_str()).collect();
+        if matches!(self.config.jwt_signing, JwtSigning::Hs256(_)) {
+            kids.push(HS256_KID);
+        }
+        kids.sort_unstable();
+        if kids == self.keys.load().kids() {
+            return Ok(false);
+        }
+        let ring = ring_of(&self.config, stored, &self.sealer).map_err(Error::Internal)?;
+        self.keys.store(Arc::new(ring));
+        tracing::info!(keys = ?self.keys.load().kids(), "signing keys reloaded");
+        Ok(true)
+    }
+
+    pub fn spawn_key_reload(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        super::spawn_periodic(every, "reloading signing keys", move || {
+            let this = this.clone();
+            async move { this.reload_keys().await.map(|_| ()) }
+        })
+    }
+}
+
 /// `latchkey keys rotate`: a new key of every algorithm becomes current; the old ones stay published and
-/// accepted until the tokens they signed have expired. Instances pick the new keys up when they start.
+/// accepted until the tokens they signed have expired. Running instances pick the new keys up within
+/// `key_reload` ([`Services::reload_keys`]).
 pub async fn rotate(db: &Db, sealer: &Sealer) -> anyhow::Result<Vec<String>> {
     let fresh = signing::ALGORITHMS.into_iter().map(SigningKey::generate).collect::<Result<Vec<_>, _>>()?;
     let now = clock::now_ms();

@@ -23,6 +23,7 @@ pub mod web;
 use std::sync::Arc;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 
 use crate::{
     config::Config,
@@ -45,7 +46,8 @@ pub struct Services {
     pub config: Config,
     pub db: Db,
     pub passwords: passwords::Passwords,
-    pub keys: KeyRing,
+    /// Swapped whole when another process rotates the keys (see `keys::reload`).
+    pub keys: ArcSwap<KeyRing>,
     /// Seals TOTP secrets at rest.
     pub sealer: Sealer,
     pub backup_codes: CodeHasher,
@@ -79,7 +81,7 @@ impl Services {
             config,
             db,
             passwords,
-            keys,
+            keys: ArcSwap::from_pointee(keys),
             sealer,
             backup_codes,
             devices,

@@ -22,7 +22,7 @@ use crate::{
         random,
         roles::Role,
         signing,
-        tokens::{ACCESS_TOKEN_TYPE, AccessClaims, OrgClaim},
+        tokens::{ACCESS_TOKEN_TYPE, AccessClaims, ID_TOKEN_TYPE, OrgClaim},
     },
     error::{Error, Result},
     service::web::{BrowserSession, BrowserState},
@@ -503,11 +503,12 @@ impl Services {
 
     /// The signed answer: the access token (RS256), the ID token with its `at_hash` in the client's algorithm.
     fn sign_tokens(&self, unsigned: UnsignedTokens) -> TokenResponse {
-        let access_token = self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &unsigned.access);
+        let keys = self.keys.load();
+        let access_token = keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &unsigned.access);
         let id_token = unsigned.id_claims.map(|mut claims| {
-            let key = self.keys.signing_key(unsigned.id_alg);
+            let key = keys.signing_key(unsigned.id_alg);
             claims.insert("at_hash".into(), key.half_hash(&access_token).into());
-            key.sign("JWT", &claims)
+            key.sign(ID_TOKEN_TYPE, &claims)
         });
         TokenResponse {
             access_token,
@@ -563,7 +564,7 @@ impl Services {
         audit::record(&mut tx, who, event).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(TokenResponse {
-            access_token: self.keys.signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &access),
+            access_token: self.keys.load().signing_key(Algorithm::RS256).sign(ACCESS_TOKEN_TYPE, &access),
             token_type: "Bearer",
             expires_in: ttl.as_secs(),
             scope: scope.to_string(),
@@ -574,7 +575,7 @@ impl Services {
 
     /// An OAuth access token that is valid, unexpired and not revoked (its grant, its session).
     pub fn authenticate_oauth(&self, token: &str) -> Result<OauthAccessClaims> {
-        let claims: OauthAccessClaims = self.keys.verify_oauth(token).map_err(|_| Error::InvalidToken)?;
+        let claims: OauthAccessClaims = self.keys.load().verify_oauth(token).map_err(|_| Error::InvalidToken)?;
         let revoked = self.revocations.is_revoked(claims.grant_id)
             || claims.sid.is_some_and(|sid| self.revocations.is_revoked(sid));
         if claims.aud != claims.client_id || revoked {
@@ -619,7 +620,7 @@ impl Services {
     /// it. Unknown tokens are no error; another client's token is refused and stays valid.
     pub async fn revoke_token(&self, client: &ClientRecord, token: &str, who: &Client) -> Result<(), TokenError> {
         const NOT_YOURS: TokenError = TokenError::new("unauthorized_client", "The token was issued to another client.");
-        let grant = if let Ok(claims) = self.keys.verify_oauth::<OauthAccessClaims>(token) {
+        let grant = if let Ok(claims) = self.keys.load().verify_oauth::<OauthAccessClaims>(token) {
             if claims.client_id != client.client_id {
                 return Err(NOT_YOURS);
             }

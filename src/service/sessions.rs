@@ -44,7 +44,7 @@ impl Services {
         let claims = match self.verified_tokens.get(token, now) {
             Some(claims) => claims,
             None => {
-                let claims = self.keys.verify(token).map_err(|InvalidToken| Error::InvalidToken)?;
+                let claims = self.keys.load().verify(token).map_err(|InvalidToken| Error::InvalidToken)?;
                 self.verified_tokens.insert(token, &claims, now);
                 claims
             }
@@ -124,7 +124,7 @@ impl Services {
             orgs,
         };
         IssuedTokens {
-            access_token: self.keys.sign(&claims),
+            access_token: self.keys.load().sign(&claims),
             refresh_token,
             expires_in: exp - now,
             access_expires_at: exp * 1000,

@@ -763,25 +763,55 @@ async fn client_credentials_are_for_the_client_itself(app: &TestApp) {
 }
 on_both!(client_credentials_are_for_the_client_itself);
 
-/// oidcc-server-rotate-keys: after a rotation new ID tokens use a new key, and the old key stays published.
-async fn rotated_keys_stay_published(app: &TestApp) {
+async fn published_kids(app: &TestApp) -> Vec<String> {
+    let jwks =
+        expect_json(app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap(), StatusCode::OK).await;
+    jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    for _ in 0..50 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 5 s");
+}
+
+/// oidcc-server-rotate-keys, end to end: after `keys rotate` (another process, here the same function) the
+/// running server signs with the new keys, still accepts tokens of the old ones and publishes them until
+/// those tokens have expired, then drops them.
+async fn rotated_keys_are_picked_up_and_retired(app: &TestApp) {
     let rp = confidential(app).await;
     let (browser, _) = browser(app).await;
     let before = tokens_for(app, &rp, &browser, &[]).await;
-    let old_kid = jsonwebtoken::decode_header(before["id_token"].as_str().unwrap()).unwrap().kid.unwrap();
+    let kid_of = |token: &serde_json::Value| jsonwebtoken::decode_header(token.as_str().unwrap()).unwrap().kid.unwrap();
+    let old_kid = kid_of(&before["id_token"]);
+    let old_access = before["access_token"].as_str().unwrap();
     let new = latchkey::service::keys::rotate(&app.services.db, &app.services.sealer).await.unwrap();
     assert!(!new.contains(&old_kid));
-    let ring = latchkey::service::keys::load_key_ring(&app.services.config, &app.services.db, &app.services.sealer)
+    eventually("the new keys being published", || async { published_kids(app).await.len() == 6 }).await;
+    let kids = published_kids(app).await;
+    assert!(kids.contains(&old_kid) && new.iter().all(|k| kids.contains(k)));
+    assert!(new.contains(&kids[0]), "the new RS256 key comes first: {kids:?}");
+    let after = tokens_for(app, &rp, &browser, &[]).await;
+    assert!(new.contains(&kid_of(&after["id_token"])) && new.contains(&kid_of(&after["access_token"])));
+    assert_eq!(userinfo(app, old_access).await.status(), StatusCode::OK, "the old key still verifies");
+    let (_, api) = app.new_user().await;
+    assert!(new.contains(&kid_of(&api["access_token"])), "API tokens use the new Ed25519 key");
+
+    // Once the last token an old key signed has expired, the key leaves the ring.
+    sqlx::query("UPDATE signing_keys SET retired_at = retired_at - 100000000 WHERE retired_at IS NOT NULL")
+        .execute(app.services.db.pool())
         .await
         .unwrap();
-    let kids: Vec<String> =
-        ring.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect();
-    assert_eq!(kids.len(), 6);
-    assert!(kids.contains(&old_kid) && new.iter().all(|k| kids.contains(k)));
-    assert_eq!(ring.jwks()["keys"][0]["kid"], ring.signing_key(jsonwebtoken::Algorithm::RS256).kid.as_str());
-    assert!(new.contains(&ring.signing_key(jsonwebtoken::Algorithm::RS256).kid));
+    eventually("the old keys leaving the JWKS", || async { published_kids(app).await.len() == 3 }).await;
+    assert!(!published_kids(app).await.contains(&old_kid));
+    assert_eq!(userinfo(app, old_access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(userinfo(app, after["access_token"].as_str().unwrap()).await.status(), StatusCode::OK);
 }
-on_both!(rotated_keys_stay_published);
+on_both!(rotated_keys_are_picked_up_and_retired);
 
 async fn introspect(app: &TestApp, rp: &Rp, token: &str) -> reqwest::Response {
     token_at(app, "/oauth2/introspect", rp, token).await

@@ -201,7 +201,7 @@ async fn revocations_outlive_a_shorter_access_ttl(app: &TestApp) {
     let config = latchkey::config::Config { access_ttl: std::time::Duration::from_secs(60), ..Default::default() };
     let restarted = latchkey::service::revocation::Revocations::new(&config);
     restarted.sync(&app.services.db).await.unwrap();
-    let sid = app.services.keys.verify(&access).expect("a valid token").sid;
+    let sid = app.services.keys.load().verify(&access).expect("a valid token").sid;
     assert!(restarted.is_revoked(sid), "the revoked session is still refused");
 }
 on_both!(revocations_outlive_a_shorter_access_ttl, |c| c.access_ttl = std::time::Duration::from_secs(3600));
