@@ -132,6 +132,53 @@ pub enum ResponseMode {
     FormPost,
 }
 
+/// A request's parameters by name, and the first name that appeared twice (RFC 6749 §3.1: an error).
+fn single_valued(pairs: &[(String, String)]) -> (HashMap<&str, &str>, Option<String>) {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut repeated = None;
+    for (name, value) in pairs {
+        if seen.insert(name, value).is_some() && repeated.is_none() {
+            repeated = Some(name.clone());
+        }
+    }
+    (seen, repeated)
+}
+
+/// An end-session request (OpenID Connect RP-Initiated Logout 1.0 §2); empty parameters count as absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndSessionRequest {
+    pub id_token_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub repeated: Option<String>,
+}
+
+impl EndSessionRequest {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let (seen, repeated) = single_valued(pairs);
+        let get = |name: &str| seen.get(name).filter(|v| !v.is_empty()).map(|v| v.to_string());
+        Self {
+            id_token_hint: get("id_token_hint"),
+            client_id: get("client_id"),
+            post_logout_redirect_uri: get("post_logout_redirect_uri"),
+            state: get("state"),
+            repeated,
+        }
+    }
+}
+
+/// Where a signed-out browser returns to: the registered URI, with the client's `state` added to its query.
+pub fn post_logout_target(uri: &str, state: Option<&str>) -> String {
+    match state {
+        Some(state) => {
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            format!("{uri}{separator}{}", serde_urlencoded::to_string([("state", state)]).unwrap_or_default())
+        }
+        None => uri.to_string(),
+    }
+}
+
 /// An authorization request's parameters, read once. `client_id` and `redirect_uri` are checked by the
 /// caller before anything else (their errors are shown, never redirected).
 #[derive(Clone, Debug, Default)]
@@ -170,13 +217,8 @@ pub const FRESH_SINCE: &str = "lk_fresh_since";
 
 impl AuthorizationRequest {
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
-        let mut seen: HashMap<&str, &str> = HashMap::new();
-        let mut request = Self::default();
-        for (name, value) in pairs {
-            if seen.insert(name, value).is_some() && request.repeated.is_none() {
-                request.repeated = Some(name.clone());
-            }
-        }
+        let (seen, repeated) = single_valued(pairs);
+        let mut request = Self { repeated, ..Self::default() };
         let get = |name: &str| seen.get(name).filter(|v| !v.is_empty()).map(|v| v.to_string());
         request.client_id = get("client_id").unwrap_or_default();
         request.redirect_uri = get("redirect_uri").unwrap_or_default();
@@ -346,6 +388,23 @@ pub struct OauthAccessClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_session_requests_read_each_parameter_once() {
+        let pairs =
+            |list: &[(&str, &str)]| list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let request = EndSessionRequest::from_pairs(&pairs(&[("id_token_hint", "h"), ("state", ""), ("x", "1")]));
+        assert_eq!((request.id_token_hint.as_deref(), request.state, request.repeated), (Some("h"), None, None));
+        let twice = EndSessionRequest::from_pairs(&pairs(&[("state", "a"), ("state", "b")]));
+        assert_eq!(twice.repeated.as_deref(), Some("state"));
+    }
+
+    #[test]
+    fn the_post_logout_target_carries_state() {
+        assert_eq!(post_logout_target("https://rp.example/bye", None), "https://rp.example/bye");
+        assert_eq!(post_logout_target("https://rp.example/bye", Some("a b&c")), "https://rp.example/bye?state=a+b%26c");
+        assert_eq!(post_logout_target("https://rp.example/bye?x=1", Some("s")), "https://rp.example/bye?x=1&state=s");
+    }
 
     fn request(query: &str) -> AuthorizationRequest {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();

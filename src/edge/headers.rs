@@ -20,6 +20,12 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self';
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'";
 
+/// The pages' policy for a page whose form ends, through redirects, at `origin`: browsers check `form-action`
+/// against each redirect that follows a submission, not only the form's own action.
+pub fn page_csp_posting_to(origin: &str) -> String {
+    PAGE_CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"))
+}
+
 pub async fn security_headers(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let is_docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;

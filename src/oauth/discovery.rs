@@ -21,6 +21,7 @@ pub async fn document(State(app): State<AppState>) -> Json<Value> {
         "jwks_uri": at("/.well-known/jwks.json"),
         "introspection_endpoint": at("/oauth2/introspect"),
         "revocation_endpoint": at("/oauth2/revoke"),
+        "end_session_endpoint": at("/oauth2/logout"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": SCOPES,

@@ -48,8 +48,9 @@ pub enum Authorize {
     SignIn { next: String, again: bool, login_hint: Option<String> },
     /// The client wants a second factor this session has not given.
     SecondFactor { next: String },
-    /// Ask the person: the consent page for this client and these scopes.
-    Consent { client_name: String, scopes: Vec<String> },
+    /// Ask the person: the consent page for this client and these scopes; either answer goes to
+    /// `redirect_uri` (checked).
+    Consent { client_name: String, scopes: Vec<String>, redirect_uri: String },
 }
 
 /// What the token endpoint answers (RFC 6749 §5.1).
@@ -180,7 +181,11 @@ impl Services {
         if checked.prompt.none {
             return Ok(self.error_response(request, "consent_required", "The user has not consented."));
         }
-        Ok(Authorize::Consent { client_name: client.name, scopes: request.scope.iter().map(str::to_string).collect() })
+        Ok(Authorize::Consent {
+            client_name: client.name,
+            scopes: request.scope.iter().map(str::to_string).collect(),
+            redirect_uri: request.redirect_uri.clone(),
+        })
     }
 
     /// The consent form's answer: the request is checked again from the start, then granted or refused.
@@ -238,6 +243,20 @@ impl Services {
             return Ok(Err(refused));
         }
         Ok(Ok((client, checked)))
+    }
+
+    /// Where, beyond this server, the redirects after a sign-in form may end: the application `next` returns
+    /// to (forward authentication), or the redirect URI of the authorization request `next` is, once its
+    /// client and URI check out. Browsers hold every redirect that follows a form submission to the page's
+    /// `form-action`, so the sign-in pages name this there.
+    pub async fn sign_in_leads_to(&self, next: Option<&str>) -> Result<Option<String>> {
+        let target = self.web_return_to(next);
+        if let Some(query) = target.strip_prefix("/oauth2/authorize?") {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+            let request = AuthorizationRequest::from_pairs(&pairs);
+            return Ok(self.client_for(&request).await?.map(|_| request.redirect_uri));
+        }
+        Ok(target.starts_with("http").then_some(target))
     }
 
     async fn client_for(&self, request: &AuthorizationRequest) -> Result<Option<ClientRecord>> {

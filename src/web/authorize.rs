@@ -14,7 +14,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::{
-    pages::{ErrorPage, render},
+    pages::{ErrorPage, origin_of, posting_to, render},
     session::{Browser, PageError, SessionForm},
 };
 use crate::{
@@ -116,14 +116,14 @@ fn answer(decision: Authorize, browser: Option<&BrowserSession>, query: &str) ->
         Authorize::SecondFactor { next } => {
             Redirect::to(&format!("/login/mfa?next={}", encoded(&next))).into_response()
         }
-        Authorize::Consent { client_name, scopes } => {
+        Authorize::Consent { client_name, scopes, redirect_uri } => {
             let page = ConsentPage {
                 csrf: browser.map(|b| b.csrf.clone()).unwrap_or_default(),
                 request: query.to_string(),
                 client_name,
                 scopes: scopes.iter().map(|s| scope_in_words(s)).collect(),
             };
-            render(StatusCode::OK, &page)
+            posting_to(render(StatusCode::OK, &page), Some(&redirect_uri))
         }
     }
 }
@@ -131,11 +131,7 @@ fn answer(decision: Authorize, browser: Option<&BrowserSession>, query: &str) ->
 /// OAuth 2.0 Form Post Response Mode: a page that posts the answer to the client. Its policy lets the form
 /// go to the client's origin only.
 fn form_post(redirect_uri: String, fields: Vec<(&'static str, String)>) -> Response {
-    let origin = redirect_uri
-        .parse::<axum::http::Uri>()
-        .ok()
-        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?)))
-        .unwrap_or_default();
+    let origin = origin_of(&redirect_uri).unwrap_or_default();
     let mut response = render(StatusCode::OK, &FormPostPage { action: redirect_uri, fields });
     let csp =
         format!("default-src 'none'; script-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'");

@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod authorize;
+mod end_session;
 pub mod pages;
 pub mod session;
 mod sign_in;
@@ -26,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(account::router())
         .merge(admin::router())
         .merge(authorize::router())
+        .merge(end_session::router())
         .route(
             "/static/app.css",
             get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) }),
@@ -41,11 +43,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn(refuse_cross_site))
 }
 
+/// Where other sites send browsers by design, with a POST too (OpenID Connect Core §3.1.2.1, RP-Initiated
+/// Logout §2): nothing there changes state on the strength of the cookie alone.
+const CROSS_SITE_ENTRY_POINTS: [&str; 2] = ["/oauth2/authorize", "/oauth2/logout"];
+
 /// SECURITY.md A.8 (Fetch Metadata): a state change that the browser says another site started is refused,
 /// whatever cookie and token it carries.
 async fn refuse_cross_site(request: Request, next: Next) -> Response {
     let cross_site = request.headers().get("sec-fetch-site").is_some_and(|site| site == "cross-site");
-    if cross_site && !request.method().is_safe() {
+    if cross_site && !request.method().is_safe() && !CROSS_SITE_ENTRY_POINTS.contains(&request.uri().path()) {
         return session::PageError::Csrf.into_response();
     }
     next.run(request).await

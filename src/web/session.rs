@@ -3,7 +3,7 @@
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -51,6 +51,24 @@ impl<'a> CookieNames<'a> {
         let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}{domain}");
         HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
+}
+
+pub fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `response` for a browser that just signed out: the session cookie expires and the browser drops what it
+/// cached of the pages (SECURITY.md 12).
+pub fn signed_out(app: &AppState, response: Response) -> Response {
+    let names = CookieNames::for_state(app);
+    let mut response = with_cookies(response, [names.set(names.session, "", 0)]);
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("clear-site-data"), HeaderValue::from_static("\"cache\", \"storage\""));
+    response
 }
 
 pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

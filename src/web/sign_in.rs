@@ -4,7 +4,7 @@ use askama::Template;
 use axum::{
     Router,
     extract::{Query, State},
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -12,8 +12,8 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::{
-    pages::{ErrorPage, render},
-    session::{Browser, CookieNames, NoFields, PageError, SessionForm, read_cookie},
+    pages::{ErrorPage, posting_to, render},
+    session::{Browser, CookieNames, NoFields, PageError, SessionForm, read_cookie, signed_out, with_cookies},
 };
 use crate::{
     app::AppState,
@@ -72,13 +72,6 @@ fn form_session(app: &AppState, browser: Option<Browser>) -> (String, Option<Hea
     (csrf, Some(names.set(names.session, &cookie, pre_session::LIFETIME_SECONDS)))
 }
 
-fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
-    for cookie in cookies {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
-}
-
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -105,7 +98,7 @@ async fn login_page(
     let (csrf, cookie) = form_session(&app, browser);
     let username = next.login_hint.clone().filter(|hint| hint.len() <= 254).unwrap_or_default();
     let page = LoginPage { csrf, next: next.next.clone().unwrap_or_default(), username, error: None };
-    Ok(with_cookies(render(StatusCode::OK, &page), cookie))
+    leading_on(&app, &next, with_cookies(render(StatusCode::OK, &page), cookie)).await
 }
 
 #[derive(Deserialize)]
@@ -143,11 +136,11 @@ async fn login_submit(
             let api = ApiError::from(e);
             let page = LoginPage {
                 csrf: session.csrf,
-                next: next.next.unwrap_or_default(),
+                next: next.next.clone().unwrap_or_default(),
                 username: form.username,
                 error: Some(api.body.message),
             };
-            Ok(render(api.status, &page))
+            leading_on(&app, &next, render(api.status, &page)).await
         }
     }
 }
@@ -160,6 +153,12 @@ struct MfaPage {
     /// A signed-in session giving the second factor an application asks for, not a sign-in finishing.
     step_up: bool,
     error: Option<String>,
+}
+
+/// A sign-in page whose form, once it succeeds, redirects on to `next`, possibly on another origin.
+async fn leading_on(app: &AppState, next: &Next, page: Response) -> Result<Response, PageError> {
+    let target = app.sign_in_leads_to(next.next.as_deref()).await?;
+    Ok(posting_to(page, target.as_deref()))
 }
 
 /// Back to the sign-in page, keeping where it was going.
@@ -196,8 +195,8 @@ async fn mfa_page(
         BrowserState::SignedIn { .. } => true,
         BrowserState::Anonymous => return Ok(sign_in_again(&next)),
     };
-    let page = MfaPage { csrf: session.csrf, next: next.next.unwrap_or_default(), step_up, error: None };
-    Ok(render(StatusCode::OK, &page))
+    let page = MfaPage { csrf: session.csrf, next: next.next.clone().unwrap_or_default(), step_up, error: None };
+    leading_on(&app, &next, render(StatusCode::OK, &page)).await
 }
 
 #[derive(Deserialize)]
@@ -224,9 +223,13 @@ async fn mfa_submit(
         Err(Error::TooManyRequests { .. }) if !step_up => Ok(sign_in_again(&next)),
         Err(e) => {
             let api = ApiError::from(e);
-            let next = next.next.unwrap_or_default();
-            let page = MfaPage { csrf: session.csrf, next, step_up, error: Some(api.body.message) };
-            Ok(render(api.status, &page))
+            let page = MfaPage {
+                csrf: session.csrf,
+                next: next.next.clone().unwrap_or_default(),
+                step_up,
+                error: Some(api.body.message),
+            };
+            leading_on(&app, &next, render(api.status, &page)).await
         }
     }
 }
@@ -301,10 +304,5 @@ async fn logout(
     SessionForm(session, NoFields {}): SessionForm<NoFields>,
 ) -> Result<Response, PageError> {
     app.web_sign_out(&session, &client).await?;
-    let names = CookieNames::for_state(&app);
-    let mut response = with_cookies(Redirect::to("/login").into_response(), [names.set(names.session, "", 0)]);
-    response
-        .headers_mut()
-        .insert(HeaderName::from_static("clear-site-data"), HeaderValue::from_static("\"cache\", \"storage\""));
-    Ok(response)
+    Ok(signed_out(&app, Redirect::to("/login").into_response()))
 }

@@ -1,17 +1,27 @@
 //! End to end in headless Chromium (Debian's `chromium` and `chromium-driver`), driven over WebDriver:
 //! register, sign out and in, enroll TOTP with the secret read from the page, sign in with a code and with a
-//! backup code, revoke a session, and deactivate a user as admin. Skipped, with a notice, when no browser is
-//! installed. With `LATCHKEY_SCREENSHOTS=<dir>` it saves a screenshot of each page there.
+//! backup code, revoke a session, and deactivate a user as admin; and an application on another origin signs
+//! a person in through the OpenID Connect code flow (query and form_post responses). Skipped, with a notice,
+//! when no browser is installed. With `LATCHKEY_SCREENSHOTS=<dir>` it saves a screenshot of each page there.
 
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use latchkey::{domain::roles::Role, service::accounts::InitialPassword};
-use reqwest::StatusCode;
+use axum::http::Method;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use fantoccini::{Client, ClientBuilder, Locator, wd::WebDriverCompatibleCommand};
+use latchkey::{
+    domain::roles::Role,
+    service::{accounts::InitialPassword, admin::Actor},
+};
+use reqwest::{StatusCode, Url};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     helpers::{Backend, PASSWORD, TestApp, expect_error, expect_json, spawn},
@@ -43,6 +53,8 @@ async fn start_browser(browser: &str, driver: &str, profile: &Path) -> (Driver, 
         .expect("chromedriver starts");
     let guard = Driver(child);
     let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        // The console (CSP violations among it) for `BrowserLog`.
+        "goog:loggingPrefs": {"browser": "ALL"},
         "goog:chromeOptions": {
             "binary": browser,
             "args": [
@@ -237,4 +249,216 @@ async fn a_person_uses_the_pages_in_chromium() {
 
     s.client.close().await.unwrap();
     app.finish().await;
+}
+
+/// chromedriver's console log (`goog:loggingPrefs`), which the W3C protocol does not cover.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, <Url as std::str::FromStr>::Err> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        (Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+/// Each request the relying party received: its request line and body.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+/// The relying party's redirect URI: a listener on a port of its own (so another origin than Latchkey's) that
+/// answers every request with "callback ok" and keeps what it was sent.
+async fn relying_party() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect = format!("http://{}/callback", listener.local_addr().unwrap());
+    let received = Received::default();
+    let log = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head_len, body_len) = loop {
+                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                        let length = head.lines().find_map(|l| l.strip_prefix("content-length:"));
+                        break (end + 4, length.and_then(|v| v.trim().parse().ok()).unwrap_or(0));
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                while data.len() < head_len + body_len {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => data.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&data[..head_len]).lines().next().unwrap_or_default().to_string();
+                let body = String::from_utf8_lossy(&data[head_len..]).into_owned();
+                log.lock().unwrap().push((line, body));
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: close\r\n\r\ncallback ok";
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (redirect, received)
+}
+
+impl Session<'_> {
+    /// Opens an authorization request and signs in on the page it leads to, watching for CSP violations.
+    async fn sign_in_to(&self, authorize: &str, email: &str) {
+        self.open(authorize).await;
+        self.expect_path("/login?next=").await;
+        self.fill("#username", email).await;
+        self.fill("#password", PASSWORD).await;
+        self.watch_csp().await;
+        self.click("form[action^='/login'] button[type=submit]").await;
+    }
+
+    /// Records the page's CSP violations in `window.__csp` (read by `stuck`).
+    async fn watch_csp(&self) {
+        let script = "window.__csp = []; document.addEventListener('securitypolicyviolation', e => \
+                      window.__csp.push(`${e.effectiveDirective} blocked ${e.blockedURI} (${e.disposition})`));";
+        self.client.execute(script, vec![]).await.unwrap();
+    }
+
+    /// Waits for the relying party to receive its callback; returns its request line and body, or fails with
+    /// where the browser stayed, the page's CSP violations and the console.
+    async fn callback(&self, received: &Received, step: &str) -> (String, String) {
+        for _ in 0..50 {
+            let hit = received.lock().unwrap().iter().find(|(line, _)| line.contains(" /callback")).cloned();
+            if let Some(hit) = hit {
+                return hit;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let href = self.client.execute("return document.location.href;", vec![]).await;
+        let violations = self.client.execute("return window.__csp || null;", vec![]).await;
+        let text = self.client.execute("return document.body ? document.body.innerText : null;", vec![]).await;
+        let console = self.client.issue_cmd(BrowserLog).await;
+        panic!(
+            "after {step}, the browser never reached the application's redirect URI\n  at: {href:?}\n  \
+             CSP violations on the page: {violations:?}\n  page text: {text:?}\n  console: {console:#?}\n  \
+             the application received: {:?}",
+            received.lock().unwrap()
+        );
+    }
+}
+
+/// The authorization response's parameters, from the query (GET) or the form body (form_post).
+fn response_params(line: &str, body: &str, form_post: bool) -> Vec<(String, String)> {
+    let target = line.split(' ').nth(1).unwrap();
+    let url = Url::parse(&format!("http://rp.invalid{target}")).unwrap();
+    let pairs: Vec<(String, String)> = if form_post {
+        assert!(line.starts_with("POST /callback "), "{line}");
+        assert_eq!(url.query(), None, "form_post sends nothing in the query: {line}");
+        serde_urlencoded::from_str(body).unwrap()
+    } else {
+        assert!(line.starts_with("GET /callback?"), "{line}");
+        url.query_pairs().into_owned().collect()
+    };
+    pairs
+}
+
+/// An application on another origin (a listener on a port of its own) sends a person to Latchkey in Chromium:
+/// sign-in form, consent form, back to the application with a code that the token endpoint accepts; then,
+/// signed out, again, where the sign-in form leads straight back (consent remembered). Both form submissions
+/// end on the application's origin, through redirects (query) or an auto-submitting page (form_post).
+async fn an_application_signs_a_person_in(form_post: bool) {
+    let Some((browser, driver)) = installed() else {
+        eprintln!(
+            "skipped the browser test: install chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
+        );
+        return;
+    };
+    let app = spawn(Backend::Sqlite, |_| {}).await.unwrap();
+    let (redirect, received) = relying_party().await;
+    let settings = serde_json::from_value(json!({"name": "Chromium RP", "redirect_uris": [redirect]})).unwrap();
+    let registered = app.services.create_client(Actor::Operator, settings, &Default::default()).await.unwrap();
+    let client_id = registered.client.client_id.clone();
+    let email = format!("rp-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+
+    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("scope", "openid email"),
+        ("state", "xyz"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    if form_post {
+        params.push(("response_mode", "form_post"));
+    }
+    let authorize = format!("/oauth2/authorize?{}", serde_urlencoded::to_string(&params).unwrap());
+    let mode = if form_post { "form_post" } else { "query" };
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, client) = start_browser(browser, driver, profile.path()).await;
+    let s = Session { app: &app, client, shots: std::env::var_os("LATCHKEY_SCREENSHOTS").map(Into::into) };
+
+    // Not signed in: the sign-in page, then the consent page.
+    s.sign_in_to(&authorize, &email).await;
+    s.expect_path("/oauth2/authorize?").await;
+    s.shot(&format!("consent_{mode}")).await;
+    assert!(s.text("h1").await.contains("Chromium RP"), "{}", s.client.source().await.unwrap());
+    s.watch_csp().await;
+    s.click("button[name=decision][value=allow]").await;
+    let (line, body) = s.callback(&received, &format!("Allow on the consent page ({mode})")).await;
+    s.shot(&format!("callback_{mode}")).await;
+    let answer = response_params(&line, &body, form_post);
+    let get = |name: &str| answer.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(get("state").as_deref(), Some("xyz"), "{line} {body}");
+    assert_eq!(get("iss").as_deref(), Some(app.services.config.issuer.as_str()), "{line} {body}");
+    let code = get("code").unwrap_or_else(|| panic!("no code: {line} {body}"));
+    assert!(s.client.source().await.unwrap().contains("callback ok"));
+
+    // The code is good: the token endpoint exchanges it (with the PKCE verifier) for tokens.
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let r = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&client_id, registered.secret.as_deref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let tokens = expect_json(r, StatusCode::OK).await;
+    assert!(tokens["access_token"].is_string() && tokens["id_token"].is_string(), "{tokens}");
+
+    // Signed out and back: consent is remembered, so the sign-in form itself leads to the application.
+    s.open("/account").await;
+    s.sign_out().await;
+    received.lock().unwrap().clear();
+    s.sign_in_to(&authorize, &email).await;
+    let (line, body) = s.callback(&received, &format!("the sign-in form with consent remembered ({mode})")).await;
+    let answer = response_params(&line, &body, form_post);
+    assert!(answer.iter().any(|(k, v)| k == "state" && v == "xyz"), "{line} {body}");
+    assert!(answer.iter().any(|(k, v)| k == "code" && !v.is_empty()), "{line} {body}");
+
+    s.client.close().await.unwrap();
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_signs_a_person_in_through_chromium() {
+    an_application_signs_a_person_in(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_gets_a_form_post_through_chromium() {
+    an_application_signs_a_person_in(true).await;
 }

@@ -16,6 +16,8 @@ mod mfa;
 mod mod_auth_openidc;
 mod oidc;
 mod oidc_interop;
+mod oidc_logout;
+mod openid_client;
 mod ops;
 mod orgs;
 mod proxies;

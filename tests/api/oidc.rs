@@ -17,12 +17,12 @@ const REDIRECT: &str = "https://rp.example/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-struct Rp {
-    id: String,
-    secret: Option<String>,
+pub(crate) struct Rp {
+    pub id: String,
+    pub secret: Option<String>,
 }
 
-async fn client(app: &TestApp, settings: Value) -> Rp {
+pub(crate) async fn client(app: &TestApp, settings: Value) -> Rp {
     let mut settings = settings;
     if settings.get("redirect_uris").is_none() {
         settings["redirect_uris"] = json!([REDIRECT]);
@@ -32,11 +32,11 @@ async fn client(app: &TestApp, settings: Value) -> Rp {
     Rp { id: issued.client.client_id, secret: issued.secret }
 }
 
-async fn confidential(app: &TestApp) -> Rp {
+pub(crate) async fn confidential(app: &TestApp) -> Rp {
     client(app, json!({"name": "Test RP"})).await
 }
 
-async fn browser(app: &TestApp) -> (reqwest::Client, String) {
+pub(crate) async fn browser(app: &TestApp) -> (reqwest::Client, String) {
     let email = format!("rp-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let (browser, _) = app.signed_in_browser(&email).await;
     (browser, email)
@@ -54,12 +54,12 @@ fn authorize_url(app: &TestApp, rp: &Rp, extra: &[(&str, &str)]) -> String {
     format!("{}/oauth2/authorize?{}", app.base, serde_urlencoded::to_string(&params).unwrap())
 }
 
-fn location(response: &reqwest::Response) -> Url {
+pub(crate) fn location(response: &reqwest::Response) -> Url {
     let to = response.headers().get(header::LOCATION).expect("a redirect").to_str().unwrap();
     Url::parse(to).unwrap_or_else(|_| Url::parse("http://self.invalid").unwrap().join(to).unwrap())
 }
 
-fn param(url: &Url, name: &str) -> Option<String> {
+pub(crate) fn param(url: &Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
@@ -107,7 +107,7 @@ async fn code_for(app: &TestApp, browser: &reqwest::Client, url: &str) -> Url {
     to
 }
 
-async fn token_request(app: &TestApp, rp: &Rp, form: &[(&str, &str)], basic: bool) -> reqwest::Response {
+pub(crate) async fn token_request(app: &TestApp, rp: &Rp, form: &[(&str, &str)], basic: bool) -> reqwest::Response {
     let mut form: Vec<(&str, &str)> = form.to_vec();
     let mut request = app.client.post(format!("{}/oauth2/token", app.base));
     match (&rp.secret, basic) {
@@ -124,7 +124,7 @@ async fn redeem(app: &TestApp, rp: &Rp, code: &str, extra: &[(&str, &str)]) -> r
     token_request(app, rp, &form, true).await
 }
 
-async fn tokens_for(app: &TestApp, rp: &Rp, browser: &reqwest::Client, extra: &[(&str, &str)]) -> Value {
+pub(crate) async fn tokens_for(app: &TestApp, rp: &Rp, browser: &reqwest::Client, extra: &[(&str, &str)]) -> Value {
     let to = code_for(app, browser, &authorize_url(app, rp, extra)).await;
     let code = param(&to, "code").expect("a code");
     let r = redeem(app, rp, &code, &[]).await;
@@ -149,7 +149,7 @@ fn half_hash<D: Digest>(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
-async fn userinfo(app: &TestApp, access_token: &str) -> reqwest::Response {
+pub(crate) async fn userinfo(app: &TestApp, access_token: &str) -> reqwest::Response {
     app.client.get(format!("{}/oauth2/userinfo", app.base)).bearer_auth(access_token).send().await.unwrap()
 }
 
@@ -164,7 +164,9 @@ async fn discovery_tells_the_truth(app: &TestApp) {
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         let grants = doc["grant_types_supported"].as_array().unwrap();
         assert!(!grants.contains(&json!("implicit")) && !grants.contains(&json!("password")));
-        for endpoint in ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"] {
+        let endpoints =
+            ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint"];
+        for endpoint in endpoints {
             let url = doc[endpoint].as_str().unwrap();
             assert!(url.starts_with(&app.services.config.issuer), "{endpoint}");
         }
@@ -769,7 +771,7 @@ async fn published_kids(app: &TestApp) -> Vec<String> {
     jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
 }
 
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
     for _ in 0..50 {
         if check().await {
             return;
@@ -939,3 +941,23 @@ async fn connected_apps_can_be_disconnected(app: &TestApp) {
     assert_eq!(audit, 2);
 }
 on_both!(connected_apps_can_be_disconnected);
+
+/// Browsers hold every redirect after a form submission to the page's `form-action` (the Chromium test shows
+/// it): the sign-in and consent pages of a flow name the client's origin, and only a checked one.
+async fn flow_pages_let_their_forms_lead_to_the_client(app: &TestApp) {
+    let rp = confidential(app).await;
+    let csp = |r: &reqwest::Response| r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let authorize = authorize_url(app, &rp, &[]).replace(&app.base, "");
+    let login = app.client.get(app.url(&format!("/login?next={}", urlencode(&authorize)))).send().await.unwrap();
+    assert!(csp(&login).ends_with("form-action 'self' https://rp.example"), "{}", csp(&login));
+    let forged = authorize.replace("rp.example%2Fcb", "evil.example%2Fcb");
+    assert_ne!(forged, authorize);
+    let login = app.client.get(app.url(&format!("/login?next={}", urlencode(&forged)))).send().await.unwrap();
+    assert!(csp(&login).ends_with("form-action 'self'"), "an unregistered URI is not allowed: {}", csp(&login));
+    assert!(!csp(&login).contains("evil.example"));
+    let (browser, _) = browser(app).await;
+    let consent = browser.get(authorize_url(app, &rp, &[])).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::OK);
+    assert!(csp(&consent).ends_with("form-action 'self' https://rp.example"), "{}", csp(&consent));
+}
+on_both!(flow_pages_let_their_forms_lead_to_the_client);
