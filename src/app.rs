@@ -57,6 +57,7 @@ impl Application {
             self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll),
             self.services.spawn_pruning(std::time::Duration::from_secs(3600)),
             self.services.spawn_key_reload(self.services.config.key_reload),
+            self.services.spawn_outbox(self.services.config.outbox_poll),
         ];
         let router = router(self.services.clone());
         let served = serve::serve(self.listener, router, self.services.config.connections, shutdown).await;

@@ -80,6 +80,10 @@ pub struct Config {
     pub revocation_poll: Duration,
     /// How often each instance looks for signing keys rotated by another process.
     pub key_reload: Duration,
+    /// How often each instance looks for due deliveries in the outbox, and the first retry's delay (each
+    /// later one doubles it).
+    pub outbox_poll: Duration,
+    pub outbox_retry: Duration,
     pub log_json: bool,
     /// Password checks waiting for a hashing thread beyond this many are refused with 503.
     pub hash_queue: usize,
@@ -119,6 +123,8 @@ impl Default for Config {
             jwt_signing: JwtSigning::EdDsa,
             revocation_poll: Duration::from_millis(500),
             key_reload: Duration::from_secs(30),
+            outbox_poll: Duration::from_secs(1),
+            outbox_retry: Duration::from_secs(2),
             log_json: false,
             hash_queue: 64,
             access_rules: None,

@@ -40,6 +40,8 @@ pub async fn document(State(app): State<AppState>) -> Json<Value> {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "prompt_values_supported": ["none", "login", "consent"],
     }))
 }

@@ -15,6 +15,7 @@ pub mod mfa;
 pub mod oauth_clients;
 pub mod oidc;
 pub mod orgs;
+pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
 pub mod revocation;
@@ -59,6 +60,8 @@ pub struct Services {
     pub rate_limiter: rate_limit::RateLimiter,
     pub access_rules: AccessRules,
     pub remembered: forward_auth::Remembered,
+    /// For what the outbox delivers to other servers: no redirects followed, rustls.
+    pub http: reqwest::Client,
 }
 
 impl Services {
@@ -92,6 +95,11 @@ impl Services {
             rate_limiter,
             access_rules,
             remembered: Default::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .context("cannot set up the HTTP client")?,
         }))
     }
 }

@@ -11,10 +11,12 @@ pub struct Pruned {
     pub sessions: u64,
     pub mfa_challenges: u64,
     pub lockouts: u64,
+    pub outbox: u64,
 }
 
 /// `audit_before`: audit events older than this go. `dead_before`: sessions that ended (revoked, expired
-/// or idle) before this, challenges that expired before it, and lockout rows untouched since.
+/// or idle) before this, challenges that expired before it, lockout rows untouched since, and deliveries
+/// finished before it.
 pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64, idle_before: i64) -> Result<Pruned> {
     let run = |sql: &'static str| sqlx::query(sql);
     let audit_events =
@@ -39,5 +41,7 @@ pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64
             .execute(&mut *conn)
             .await?
             .rows_affected();
-    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts })
+    let outbox =
+        run("DELETE FROM outbox WHERE done_at < $1").bind(dead_before).execute(&mut *conn).await?.rows_affected();
+    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts, outbox })
 }

@@ -8,6 +8,7 @@ pub mod lockouts;
 pub mod mfa;
 pub mod oauth;
 pub mod orgs;
+pub mod outbox;
 pub mod sessions;
 pub mod users;
 pub mod web_sessions;
@@ -122,6 +123,14 @@ impl Db {
         match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE",
+        }
+    }
+
+    /// What a `SELECT` of work items appends so that concurrent workers each take different rows.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         }
     }
 

@@ -3,7 +3,7 @@
 use sqlx::{AnyConnection, AnyExecutor, FromRow};
 use uuid::Uuid;
 
-use super::parse_id;
+use super::{outbox, parse_id};
 use crate::{domain::roles::Role, error::Result};
 
 #[derive(Clone, Debug)]
@@ -145,7 +145,8 @@ pub async fn touch(conn: &mut AnyConnection, id: Uuid, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// Ends one of `user_id`'s sessions; false when it is not theirs or already ended.
+/// Ends one of `user_id`'s sessions, and queues the back-channel logouts of the applications it signed in to;
+/// false when it is not theirs or already ended.
 pub async fn revoke(conn: &mut AnyConnection, id: Uuid, user_id: Uuid, now: i64, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
@@ -154,12 +155,17 @@ pub async fn revoke(conn: &mut AnyConnection, id: Uuid, user_id: Uuid, now: i64,
     .bind(reason)
     .bind(id.to_string())
     .bind(user_id.to_string())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let ended = done.rows_affected() == 1;
+    if ended {
+        outbox::enqueue_backchannel_logouts(conn, &[id], now).await?;
+    }
+    Ok(ended)
 }
 
-/// Ends every live session of a user except `keep`; returns the ids it ended.
+/// Ends every live session of a user except `keep` (queueing their back-channel logouts, as `revoke` does);
+/// returns the ids it ended.
 pub async fn revoke_all(
     conn: &mut AnyConnection,
     user_id: Uuid,
@@ -175,9 +181,11 @@ pub async fn revoke_all(
     .bind(reason)
     .bind(user_id.to_string())
     .bind(keep.map(|k| k.to_string()).unwrap_or_default())
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(ids.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?)
+    let ids: Vec<Uuid> = ids.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?;
+    outbox::enqueue_backchannel_logouts(conn, &ids, now).await?;
+    Ok(ids)
 }
 
 /// Sessions that are neither revoked, past their absolute expiry, nor idle since `idle_cutoff`.

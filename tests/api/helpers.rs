@@ -39,6 +39,8 @@ fn test_config(dir: &std::path::Path) -> Config {
         secret_key: SecretKeySource::Inline(Zeroizing::new(rand_key())),
         revocation_poll: Duration::from_millis(100),
         key_reload: Duration::from_millis(100),
+        outbox_poll: Duration::from_millis(50),
+        outbox_retry: Duration::from_millis(100),
         // Every test talks from 127.0.0.1; the rate-limit tests turn the limit back on.
         rate_limit_per_minute: 0,
         ..Config::default()

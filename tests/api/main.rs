@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod audit;
+mod backchannel_logout;
 mod browser;
 mod cli;
 mod cluster;

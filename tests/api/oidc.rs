@@ -162,6 +162,10 @@ async fn discovery_tells_the_truth(app: &TestApp) {
         assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(doc["id_token_signing_alg_values_supported"][0], "RS256");
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(
+            (&doc["backchannel_logout_supported"], &doc["backchannel_logout_session_supported"]),
+            (&json!(true), &json!(true))
+        );
         let grants = doc["grant_types_supported"].as_array().unwrap();
         assert!(!grants.contains(&json!("implicit")) && !grants.contains(&json!("password")));
         let endpoints =
