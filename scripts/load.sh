@@ -7,13 +7,15 @@
 #   DURATION=10s CONNECTIONS=32 scripts/load.sh
 #   BINARY=/tmp/latchkey-old scripts/load.sh
 #   RUNS="healthz forward" scripts/load.sh    # some of: me login flood healthz forward oidc_code oidc_refresh
+#                                             #          cc introspect
+#   scripts/peer-bench.sh                      # healthz cc introspect, then the same against oidc-provider
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18080}
-RUNS=${RUNS:-me login flood healthz forward oidc_code oidc_refresh}
+RUNS=${RUNS:-me login flood healthz forward oidc_code oidc_refresh cc introspect}
 B="http://127.0.0.1:$PORT"
 PASSWORD="correct horse battery staple plume"
 
@@ -168,4 +170,33 @@ $FINISHED_LUA
 LUA
   echo "== POST /oauth2/token grant_type=refresh_token (rotating), $CONNECTIONS connections, $DURATION ($(wc -l <"$work/rts") grants)"
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/refresh.lua" "$B"
+fi
+
+# Machine-to-machine: a confidential client with only the client_credentials grant (CC_SCOPE), and a second
+# confidential client as the resource server that introspects its tokens. scripts/form_post.lua sends the same
+# form with Basic auth each time and counts the answers that are not 200 (and, for introspection, the ones not
+# "active":true); done() prints them as "checked: answers=N non200=N wrong=N".
+CC_SCOPE=${CC_SCOPE:-roles}
+if run cc || run introspect; then
+  cli() { LATCHKEY_DATABASE_URL="sqlite://$work/load.db" LATCHKEY_KEY_FILE="$work/latchkey.key" RUST_LOG=warn "$BINARY" "$@"; }
+  basic_of() { printf '%s:%s' "$(echo "$1" | sed -nE 's/.*"client_id": "([^"]+)".*/\1/p')" \
+    "$(echo "$1" | sed -nE 's/.*"client_secret": "([^"]+)".*/\1/p')" | base64 -w0; }
+  cc_basic=$(basic_of "$(cli client create --name bench --grant client_credentials --scope "$CC_SCOPE")")
+  rs_basic=$(basic_of "$(cli client create --name resource-server --grant client_credentials --scope "$CC_SCOPE")")
+  cc_token=$(curl -sf -H "Authorization: Basic $cc_basic" "$B/oauth2/token" \
+    -d grant_type=client_credentials --data-urlencode "scope=$CC_SCOPE" | sed -nE 's/.*"access_token":"([^"]+)".*/\1/p')
+  [ -n "$cc_token" ] || { echo "client_credentials grant failed: no access token" >&2; exit 1; }
+fi
+
+if run cc; then
+  echo "== POST /oauth2/token grant_type=client_credentials (Basic auth, RS256 JWT access token), $CONNECTIONS connections, $DURATION"
+  FORM_BODY="grant_type=client_credentials&scope=$CC_SCOPE" FORM_BASIC="$cc_basic" FORM_EXPECT='"access_token":"' \
+    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/form_post.lua "$B/oauth2/token"
+fi
+
+if run introspect; then
+  echo "-- introspection of the client-credentials token: $(curl -s -H "Authorization: Basic $rs_basic" "$B/oauth2/introspect" -d "token=$cc_token")"
+  echo "== POST /oauth2/introspect of a live client-credentials access token (resource server, Basic auth), $CONNECTIONS connections, $DURATION"
+  FORM_BODY="token=$cc_token" FORM_BASIC="$rs_basic" FORM_EXPECT='"active":true' \
+    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/form_post.lua "$B/oauth2/introspect"
 fi

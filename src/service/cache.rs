@@ -66,6 +66,10 @@ impl VerifiedTokens {
     pub fn insert(&self, token: &str, claims: &AccessClaims, now: i64) {
         self.0.insert(token.into(), claims.clone(), claims.exp + LEEWAY_SECONDS as i64, now);
     }
+
+    pub fn clear(&self) {
+        self.0.clear();
+    }
 }
 
 #[cfg(test)]

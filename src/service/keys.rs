@@ -119,6 +119,9 @@ impl Services {
         }
         let ring = ring_of(&self.config, stored, &self.sealer).map_err(Error::Internal)?;
         self.keys.store(Arc::new(ring));
+        // A token remembered as verified may be signed by a key that just left the ring.
+        self.verified_tokens.clear();
+        self.verified_oauth_tokens.clear();
         tracing::info!(keys = ?self.keys.load().kids(), "signing keys reloaded");
         Ok(true)
     }

@@ -57,6 +57,11 @@ pub struct Services {
     pub pre_sessions: PreSessions,
     pub revocations: Arc<revocation::Revocations>,
     pub verified_tokens: cache::VerifiedTokens,
+    /// OAuth access tokens that verified, by their text, for userinfo and introspection (which resource
+    /// servers may call on every request); revocation is still checked on every hit.
+    pub verified_oauth_tokens: cache::Expiring<Box<str>, crate::domain::oauth::OauthAccessClaims>,
+    /// Registered OAuth clients by id, read at most every few seconds (`oidc::known_client`).
+    pub clients: cache::Expiring<String, crate::store::oauth::ClientRecord>,
     pub rate_limiter: rate_limit::RateLimiter,
     pub access_rules: AccessRules,
     pub remembered: forward_auth::Remembered,
@@ -92,6 +97,8 @@ impl Services {
             pre_sessions,
             revocations,
             verified_tokens: Default::default(),
+            verified_oauth_tokens: Default::default(),
+            clients: Default::default(),
             rate_limiter,
             access_rules,
             remembered: Default::default(),

@@ -204,6 +204,7 @@ impl Services {
         store::update_client(&mut tx, &client).await?;
         audit::record(&mut tx, who, audited("oauth_client_updated", actor, client_id)).await?;
         tx.commit().await?;
+        self.clients.clear();
         Ok(client)
     }
 
@@ -218,8 +219,9 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.clients.clear();
         // The rows are gone with the client, so no sync brings these to other instances: there userinfo
-        // refuses the tokens (it reads the client), introspection until they expire.
+        // refuses the tokens (it reads the client, at most 5 s old), introspection until they expire.
         self.revocations.add(grants, clock::now_ms());
         Ok(())
     }
@@ -231,6 +233,7 @@ impl Services {
         store::set_client_secret(&mut tx, client_id, &hash, clock::now_ms()).await?;
         audit::record(&mut tx, who, audited("oauth_client_secret_rotated", actor, client_id)).await?;
         tx.commit().await?;
+        self.clients.clear();
         Ok(secret)
     }
 }
