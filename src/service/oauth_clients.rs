@@ -20,6 +20,8 @@ use crate::{
 };
 
 pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// `required`: the person is asked; `implicit`: first-party apps, never asked.
+pub const CONSENTS: [&str; 2] = ["required", "implicit"];
 
 /// A client's settings as the CLI and the admin API take them; absent fields keep their value (or default).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -65,6 +67,11 @@ fn defaults(public: bool, now: i64) -> ClientRecord {
         updated_at: now,
         last_token_at: None,
     }
+}
+
+/// What a new confidential client gets for every setting it does not name (the registration form starts here).
+pub fn default_client() -> ClientRecord {
+    defaults(false, clock::now_ms())
 }
 
 /// Applies `settings` over `client`, then checks the result as a whole.
@@ -130,7 +137,7 @@ fn apply(mut client: ClientRecord, settings: ClientSettings) -> Result<ClientRec
             problem("scopes", format!("{scope} is not a scope this server offers."));
         }
     }
-    if !["required", "implicit"].contains(&client.consent.as_str()) {
+    if !CONSENTS.contains(&client.consent.as_str()) {
         problem("consent", "consent is required or implicit.".into());
     }
     if signing::parse_alg(&client.id_token_alg).is_none() {

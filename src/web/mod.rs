@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod admin_clients;
 mod authorize;
 mod end_session;
 pub mod pages;
@@ -26,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(sign_in::router(state))
         .merge(account::router())
         .merge(admin::router())
+        .merge(admin_clients::router())
         .merge(authorize::router())
         .merge(end_session::router())
         .route(

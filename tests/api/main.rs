@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod admin_clients_pages;
 mod audit;
 mod backchannel_logout;
 mod browser;
