@@ -1,5 +1,7 @@
 //! A real relying party: Apache with mod_auth_openidc in front of a page, signing a person in through
-//! Latchkey's web login (discovery, the code flow with `client_secret_basic`, RS256 ID-token validation).
+//! Latchkey's web login (discovery, the code flow with `client_secret_basic`, RS256 ID-token validation), and
+//! out: a back-channel logout token that mod_auth_openidc validates and acts on, and its logout URL through
+//! Latchkey's end-session endpoint.
 //! Skipped, with a notice, where Apache or the module is not installed (`.ci/run` installs both).
 
 use std::{path::Path, process::Stdio, time::Duration};
@@ -8,7 +10,7 @@ use reqwest::{StatusCode, Url, header};
 use serde_json::json;
 
 use crate::{
-    helpers::{Backend, PASSWORD, spawn},
+    helpers::{Backend, PASSWORD, TestApp, csrf_of, spawn},
     oidc_interop::{fill_in, issuer_is_the_address},
 };
 
@@ -58,8 +60,41 @@ impl Drop for Apache {
     }
 }
 
+fn urlencoding(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Follows the browser's way from `start`, filling in Latchkey's pages, until a page that is not a redirect
+/// (returned), or a redirect to `stop_at` (then `None`, without fetching it).
+async fn follow(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    start: &str,
+    email: &str,
+    stop_at: Option<&str>,
+) -> Option<reqwest::Response> {
+    let mut url = Url::parse(start).unwrap();
+    for _ in 0..12 {
+        if stop_at.is_some_and(|stop| url.as_str().starts_with(stop)) {
+            return None;
+        }
+        let r = browser.get(url.clone()).send().await.unwrap();
+        let r = if r.status() == StatusCode::OK && url.as_str().starts_with(&app.base) {
+            fill_in(app, browser, &r.text().await.unwrap(), email).await
+        } else {
+            r
+        };
+        if r.status().is_redirection() {
+            url = url.join(r.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+            continue;
+        }
+        return Some(r);
+    }
+    panic!("more than 12 redirects from {start}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mod_auth_openidc_signs_a_person_in() {
+async fn mod_auth_openidc_signs_a_person_in_and_out() {
     let apache = "/usr/sbin/apache2";
     if !Path::new(apache).exists() || !Path::new(&format!("{MODULES}/mod_auth_openidc.so")).exists() {
         eprintln!("skipped mod_auth_openidc_signs_a_person_in: apt-get install apache2 libapache2-mod-auth-openidc");
@@ -68,7 +103,13 @@ async fn mod_auth_openidc_signs_a_person_in() {
     let app = spawn(Backend::Sqlite, issuer_is_the_address).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let redirect = format!("http://127.0.0.1:{port}/redirect_uri");
-    let settings = serde_json::from_value(json!({"name": "Apache", "redirect_uris": [redirect]})).unwrap();
+    let settings = serde_json::from_value(json!({
+        "name": "Apache",
+        "redirect_uris": [redirect],
+        "post_logout_redirect_uris": [format!("http://127.0.0.1:{port}/signed-out")],
+        "backchannel_logout_uri": format!("{redirect}?logout=backchannel"),
+    }))
+    .unwrap();
     let operator = latchkey::service::admin::Actor::Operator;
     let client = app.services.create_client(operator, settings, &Default::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -110,25 +151,38 @@ async fn mod_auth_openidc_signs_a_person_in() {
     assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
     let browser =
         reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let mut url = Url::parse(&format!("{site}/index.html")).unwrap();
-    let mut answer = None;
-    for _ in 0..12 {
-        let r = browser.get(url.clone()).send().await.unwrap();
-        let r = if r.status() == StatusCode::OK && url.as_str().starts_with(&app.base) {
-            fill_in(&app, &browser, &r.text().await.unwrap(), &email).await
-        } else {
-            r
-        };
-        if r.status().is_redirection() {
-            url = url.join(r.headers()[header::LOCATION].to_str().unwrap()).unwrap();
-            continue;
-        }
-        answer = Some(r);
-        break;
-    }
+    let answer = follow(&app, &browser, &format!("{site}/index.html"), &email, None).await;
     let answer = answer.unwrap_or_else(|| panic!("the flow did not end; apache said: {}", log()));
     assert_eq!(answer.status(), StatusCode::OK, "apache said: {}", log());
     assert_eq!(answer.headers()["x-remote-user"], email.as_str());
     assert_eq!(answer.text().await.unwrap(), "protected page");
+
+    // Back-channel logout: signing out at Latchkey ends the Apache session too; mod_auth_openidc checked
+    // the logout token (signature, iss, aud, iat, events, sid) or it would have answered 400.
+    let account = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let r = browser.post(app.url("/logout")).form(&[("csrf", csrf_of(&account))]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let delivered = || async {
+        let rows: Vec<(Option<String>,)> =
+            sqlx::query_as("SELECT outcome FROM outbox").fetch_all(app.services.db.pool()).await.unwrap();
+        rows.iter().any(|(outcome,)| outcome.is_some())
+    };
+    crate::oidc::eventually("the logout token reaching Apache", delivered).await;
+    let (outcome, error): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT outcome, last_error FROM outbox").fetch_one(app.services.db.pool()).await.unwrap();
+    assert_eq!(outcome.as_deref(), Some("sent"), "{error:?}; apache said: {}", log());
+    let r = browser.get(format!("{site}/index.html")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "the Apache session ended: {}", log());
+    assert!(r.headers()[header::LOCATION].to_str().unwrap().starts_with(&app.services.config.issuer));
+
+    // RP-initiated logout: Apache's logout URL goes through Latchkey's end-session endpoint and back.
+    let answer = follow(&app, &browser, &format!("{site}/index.html"), &email, None).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "signed in again: {}", log());
+    let signed_out = format!("{site}/signed-out");
+    let logout = format!("{site}/redirect_uri?logout={}", urlencoding(&signed_out));
+    let ended = follow(&app, &browser, &logout, &email, Some(&signed_out)).await;
+    assert!(ended.is_none(), "the browser came back to {signed_out}; apache said: {}", log());
+    let r = browser.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the Latchkey session ended too");
     app.finish().await;
 }
