@@ -59,6 +59,14 @@ impl Application {
             self.services.spawn_key_reload(self.services.config.key_reload),
             self.services.spawn_outbox(self.services.config.outbox_poll),
         ];
+        if self.services.mailer.is_some() {
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                if let Some(mailer) = &services.mailer {
+                    mailer.check().await;
+                }
+            });
+        }
         let router = router(self.services.clone());
         let served = serve::serve(self.listener, router, self.services.config.connections, shutdown).await;
         background.iter().for_each(|task| task.abort());

@@ -92,6 +92,12 @@ pub struct Config {
     /// `LATCHKEY_COOKIE_DOMAIN`, lower case: the web session cookie is shared with its subdomains.
     pub cookie_domain: Option<String>,
     pub connections: crate::edge::serve::ConnectionLimits,
+    /// `LATCHKEY_SMTP_URL` in lettre's form (it may hold a password: never logged); no mail without it.
+    pub smtp_url: Option<String>,
+    /// `LATCHKEY_MAIL_FROM`; `Latchkey <noreply@HOST>` (HOST from the issuer) without it.
+    pub mail_from: Option<String>,
+    /// How long a password-reset link works.
+    pub reset_ttl: Duration,
 }
 
 impl Default for Config {
@@ -123,6 +129,9 @@ impl Default for Config {
             jwt_signing: JwtSigning::EdDsa,
             revocation_poll: Duration::from_millis(500),
             key_reload: Duration::from_secs(30),
+            smtp_url: None,
+            mail_from: None,
+            reset_ttl: Duration::from_secs(1800),
             outbox_poll: Duration::from_secs(1),
             outbox_retry: Duration::from_secs(2),
             log_json: false,
@@ -173,6 +182,9 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_HEADER_READ_TIMEOUT_SECONDS",
     "LATCHKEY_IDLE_TIMEOUT_SECONDS",
     "LATCHKEY_MAX_CONNECTIONS",
+    "LATCHKEY_SMTP_URL",
+    "LATCHKEY_MAIL_FROM",
+    "LATCHKEY_RESET_TTL_SECONDS",
 ];
 
 impl Config {
@@ -233,6 +245,9 @@ impl Config {
             c.rate_limit_per_minute = u32::try_from(n).context("LATCHKEY_RATE_LIMIT_PER_MINUTE is too large")?;
         }
         c.redis_url = get("LATCHKEY_REDIS_URL").filter(|u| !u.trim().is_empty());
+        c.smtp_url = get("LATCHKEY_SMTP_URL").filter(|u| !u.trim().is_empty());
+        c.mail_from = get("LATCHKEY_MAIL_FROM").filter(|f| !f.trim().is_empty());
+        c.reset_ttl = secs("LATCHKEY_RESET_TTL_SECONDS", c.reset_ttl)?;
         if let Some(list) = get("LATCHKEY_TRUSTED_PROXIES") {
             c.trusted_proxies = crate::domain::client_ip::parse_trusted(&list)
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {e}"))?;
@@ -308,6 +323,11 @@ impl Config {
     }
 
     /// The host of `issuer`, lower case, without port.
+    /// The sender of every mail.
+    pub fn mail_sender(&self) -> String {
+        self.mail_from.clone().unwrap_or_else(|| format!("Latchkey <noreply@{}>", self.issuer_host()))
+    }
+
     pub fn issuer_host(&self) -> String {
         let uri: Option<axum::http::Uri> = self.issuer.parse().ok();
         uri.and_then(|u| u.host().map(str::to_ascii_lowercase)).unwrap_or_default()

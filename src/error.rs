@@ -19,6 +19,9 @@ pub enum Error {
     MissingToken,
     #[error("invalid token")]
     InvalidToken,
+    /// A link from a mail that is unknown, expired or already used: 400, not 401 (no bearer token involved).
+    #[error("invalid link")]
+    InvalidLink,
     #[error("wrong current password")]
     WrongPassword,
     #[error("forbidden")]

@@ -151,6 +151,9 @@ enum UserCommand {
     Unlock { user: String },
     /// Turn off an account's two-factor authentication (a lost phone); its sessions end.
     ResetMfa { user: String },
+    /// Print a one-time password-reset link for an account (to hand to its owner; it works for
+    /// LATCHKEY_RESET_TTL_SECONDS, once, and keeps the second factor).
+    ResetLink { user: String },
     /// Create an account. The password is read from standard input (one line).
     Create {
         #[arg(long)]
@@ -344,6 +347,9 @@ async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()
             let id = target(user).await?.id;
             services.admin_reset_mfa(Actor::Operator, id, &operator).await.map_err(explain)?;
             println!("two-factor authentication turned off");
+        }
+        UserCommand::ResetLink { user } => {
+            println!("{}", services.reset_link(&user, &operator).await.map_err(explain)?);
         }
         UserCommand::Create { email, username, role, password_hash } => {
             let secret = read_stdin_line()?;

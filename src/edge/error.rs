@@ -95,7 +95,7 @@ impl ApiError {
         match err {
             Error::BadRequest(_) => "bad_request",
             Error::InvalidCredentials => "invalid_credentials",
-            Error::MissingToken | Error::InvalidToken => "invalid_token",
+            Error::MissingToken | Error::InvalidToken | Error::InvalidLink => "invalid_token",
             Error::WrongPassword => "wrong_password",
             Error::Forbidden => "forbidden",
             Error::InactiveUser => "inactive_user",
@@ -124,6 +124,9 @@ impl From<Error> for ApiError {
                 let mut e = Self::new(S::UNAUTHORIZED, "invalid_token", "The token is invalid, expired or revoked.");
                 e.www_authenticate = Some(REALM_INVALID);
                 e
+            }
+            Error::InvalidLink => {
+                Self::new(S::BAD_REQUEST, "invalid_token", "The link is invalid, expired or already used.")
             }
             Error::WrongPassword => Self::new(S::BAD_REQUEST, "wrong_password", "The current password is not correct."),
             Error::Forbidden => Self::new(S::FORBIDDEN, "forbidden", "You are not allowed to do this."),

@@ -11,6 +11,7 @@ pub mod mfa;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod recovery;
 pub mod sessions;
 
 use axum::{
@@ -25,6 +26,7 @@ use crate::app::AppState;
 pub fn router(state: &AppState) -> Router<AppState> {
     let api = Router::new()
         .merge(auth::router(state))
+        .merge(recovery::router(state))
         .merge(mfa::router(state))
         .merge(sessions::router())
         .merge(grants::router())

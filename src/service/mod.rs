@@ -11,6 +11,7 @@ pub mod forward_auth;
 pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
+pub mod mail;
 pub mod mfa;
 pub mod oauth_clients;
 pub mod oidc;
@@ -18,6 +19,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
+pub mod recovery;
 pub mod revocation;
 pub mod sessions;
 pub mod web;
@@ -67,6 +69,8 @@ pub struct Services {
     pub remembered: forward_auth::Remembered,
     /// For what the outbox delivers to other servers: no redirects followed, rustls.
     pub http: reqwest::Client,
+    /// `None` without `LATCHKEY_SMTP_URL`: then no mail, and the flows that need it answer 404.
+    pub mailer: Option<mail::Mailer>,
 }
 
 impl Services {
@@ -86,6 +90,7 @@ impl Services {
         let revocations = Arc::new(revocation::Revocations::new(&config));
         revocations.sync(&db).await.context("cannot read revoked sessions")?;
         let access_rules = load_access_rules(&config)?;
+        let mailer = mail::Mailer::from_config(&config)?;
         Ok(Arc::new(Self {
             config,
             db,
@@ -107,6 +112,7 @@ impl Services {
                 .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .context("cannot set up the HTTP client")?,
+            mailer,
         }))
     }
 }

@@ -4,7 +4,7 @@
 //! retried with doubling delays; after the last attempt the item is given up on, logged and counted.
 //!
 //! Kinds: back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4–2.5), POSTed as
-//! `logout_token=...` to the client's `backchannel_logout_uri`.
+//! `logout_token=...` to the client's `backchannel_logout_uri`; mail (`service::mail`), over SMTP.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,7 +20,7 @@ use crate::{
     error::Result,
     store::{
         oauth as clients,
-        outbox::{self, BACKCHANNEL_LOGOUT, BackchannelLogout, OutboxItem},
+        outbox::{self, BACKCHANNEL_LOGOUT, BackchannelLogout, MAIL, OutboxItem},
     },
 };
 
@@ -31,8 +31,15 @@ const IN_FLIGHT: usize = 64;
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a claimed item stays away from other workers: past the timeout of its delivery.
 const LEASE_MS: i64 = 30_000;
-/// Attempts before giving up; with a 2 s first delay, the last is about two hours after the first.
-const MAX_ATTEMPTS: i64 = 12;
+/// Retries wait twice as long each time, but never more than this: a receiver that comes back gets what
+/// waited within a minute.
+const LONGEST_WAIT_MS: i64 = 60_000;
+
+/// Attempts before giving up: a back-channel logout is worth a few minutes of trying (the session it
+/// reports has long ended after that); a mail a day.
+fn max_attempts(kind: &str) -> i64 {
+    if kind == MAIL { 24 * 60 + 10 } else { 12 }
+}
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// The `typ` Back-Channel Logout §2.4 recommends, so no logout token passes as another kind of JWT.
 pub const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
@@ -89,6 +96,11 @@ impl Services {
                 Ok(notice) => self.send_logout_token(&notice).await,
                 Err(e) => Attempt::Hopeless(format!("unreadable payload: {e}")),
             },
+            MAIL => match self.send_queued_mail(&item.payload).await {
+                Ok(()) => Attempt::Sent,
+                Err(e) if e.permanent => Attempt::Hopeless(e.message),
+                Err(e) => Attempt::Failed(e.message),
+            },
             other => Attempt::Hopeless(format!("unknown kind {other}")),
         }
     }
@@ -100,8 +112,9 @@ impl Services {
                 outbox::finish(self.db.pool(), item.id, now, "sent", None).await?;
                 "sent"
             }
-            Attempt::Failed(why) if item.attempts < MAX_ATTEMPTS => {
-                let delay = clock::duration_ms(self.config.outbox_retry) << (item.attempts - 1).clamp(0, 16);
+            Attempt::Failed(why) if item.attempts < max_attempts(&item.kind) => {
+                let doubled = clock::duration_ms(self.config.outbox_retry) << (item.attempts - 1).clamp(0, 16);
+                let delay = doubled.min(LONGEST_WAIT_MS);
                 outbox::retry_at(self.db.pool(), item.id, now + delay, &why).await?;
                 tracing::info!(id = %item.id, kind = item.kind, attempts = item.attempts, error = why, "delivery failed; will retry");
                 "failed"

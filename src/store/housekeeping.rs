@@ -12,6 +12,7 @@ pub struct Pruned {
     pub mfa_challenges: u64,
     pub lockouts: u64,
     pub outbox: u64,
+    pub mail_tokens: u64,
 }
 
 /// `audit_before`: audit events older than this go. `dead_before`: sessions that ended (revoked, expired
@@ -43,5 +44,10 @@ pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64
             .rows_affected();
     let outbox =
         run("DELETE FROM outbox WHERE done_at < $1").bind(dead_before).execute(&mut *conn).await?.rows_affected();
-    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts, outbox })
+    let mail_tokens = run("DELETE FROM mail_tokens WHERE expires_at < $1")
+        .bind(dead_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts, outbox, mail_tokens })
 }

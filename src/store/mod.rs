@@ -5,6 +5,7 @@ pub mod audit;
 pub mod housekeeping;
 pub mod keys;
 pub mod lockouts;
+pub mod mail_tokens;
 pub mod mfa;
 pub mod oauth;
 pub mod orgs;

@@ -11,6 +11,8 @@ use crate::error::Result;
 /// A back-channel logout token for one client about one ended session (OpenID Connect Back-Channel Logout
 /// 1.0). The token is signed when it is sent, with the client's key and address as they are then.
 pub const BACKCHANNEL_LOGOUT: &str = "backchannel_logout";
+/// A mail, sealed (`service::mail`): it may carry a single-use link.
+pub const MAIL: &str = "mail";
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BackchannelLogout {
@@ -100,7 +102,7 @@ pub async fn claim(
         .collect()
 }
 
-/// Delivered (`sent`) or given up on (`gave_up`, with why).
+/// Delivered (`sent`) or given up on (`gave_up`, with why). The payload goes: what is done needs no copy.
 pub async fn finish<'e>(
     ex: impl AnyExecutor<'e>,
     id: Uuid,
@@ -108,13 +110,16 @@ pub async fn finish<'e>(
     outcome: &str,
     error: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE outbox SET done_at = $1, outcome = $2, last_error = COALESCE($3, last_error) WHERE id = $4")
-        .bind(now)
-        .bind(outcome)
-        .bind(error)
-        .bind(id.to_string())
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET done_at = $1, outcome = $2, last_error = COALESCE($3, last_error), payload = ''
+         WHERE id = $4",
+    )
+    .bind(now)
+    .bind(outcome)
+    .bind(error)
+    .bind(id.to_string())
+    .execute(ex)
+    .await?;
     Ok(())
 }
 

@@ -1,0 +1,67 @@
+//! `/api/v1/auth/password/forgot` and `/api/v1/auth/password/reset`: self-service password reset by mail.
+
+use axum::{Router, extract::State, http::StatusCode, routing::post};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::Json;
+use crate::{
+    app::AppState,
+    edge::{
+        client::ClientInfo,
+        error::{ApiError, ErrorBody},
+        rate_limit,
+    },
+};
+
+/// Rate-limited per client address, like the other unauthenticated endpoints.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new().route("/auth/password/forgot", post(forgot)).route("/auth/password/reset", post(reset));
+    rate_limit::limited(routes, state)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ForgotRequest {
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetRequest {
+    /// The `token` of the link in the mail.
+    pub token: String,
+    pub new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = ForgotRequest,
+    responses(
+        (status = 202, description = "The same answer whether or not the address has an account; an existing, \
+            active account is mailed a link (at most 3 an hour)"),
+        (status = 404, description = "Mail is off on this server (no `LATCHKEY_SMTP_URL`)", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+async fn forgot(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<ForgotRequest>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    app.forgot_password(&body.email, &client)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
+    responses(
+        (status = 204, description = "The password is changed, every session ended; the link is spent. The \
+            second factor stays: the next sign-in asks for it"),
+        (status = 400, description = "`invalid_token`: unknown, expired or used link", body = ErrorBody),
+        (status = 422, description = "`weak_password`; the link stays usable", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+async fn reset(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    app.reset_password(&body.token, &body.new_password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

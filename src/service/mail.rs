@@ -1,0 +1,132 @@
+//! Mail: messages written to the outbox in the transaction of the change they belong to (sealed, since they
+//! carry single-use links) and sent over SMTP with lettre by the outbox worker, which retries while the
+//! server refuses or is down. Without `LATCHKEY_SMTP_URL` there is no mailer, and nothing that needs mail is
+//! offered.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox, message::MultiPart};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use super::Services;
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    store::outbox::{self, MAIL},
+};
+
+/// A message as queued: rendered when it was asked for, so the outbox needs no templates.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// How a send went wrong: a permanent refusal (5xx, a bad address) is not retried.
+pub struct SendError {
+    pub permanent: bool,
+    pub message: String,
+}
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    hint: &'static str,
+}
+
+const SEAL_PURPOSE: &str = "outbox-mail";
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &config.smtp_url else { return Ok(None) };
+        // lettre's errors can quote the URL, password included: say what is wrong without it.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|_| anyhow::anyhow!("LATCHKEY_SMTP_URL is not an SMTP URL (smtp://, smtps://; see the README)"))?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        let from =
+            config.mail_sender().parse().with_context(|| format!("LATCHKEY_MAIL_FROM {:?}", config.mail_sender()))?;
+        Ok(Some(Self { transport, from, hint: likely_mistake(url) }))
+    }
+
+    /// Start-up: a warning, naming the likely mistake, when the server cannot be reached or logged in to.
+    pub async fn check(&self) {
+        match self.transport.test_connection().await {
+            Ok(true) => tracing::info!("the SMTP server answers; mail is on"),
+            Ok(false) | Err(_) => {
+                tracing::warn!(hint = self.hint, "cannot reach the SMTP server of LATCHKEY_SMTP_URL; mail stays queued")
+            }
+        }
+    }
+
+    async fn send(&self, mail: &Mail) -> Result<(), SendError> {
+        let hopeless = |message: String| SendError { permanent: true, message };
+        let to: Mailbox = mail.to.parse().map_err(|e| hopeless(format!("bad address: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&mail.subject)
+            .message_id(None)
+            .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+            .map_err(|e| hopeless(format!("cannot build the message: {e}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SendError { permanent: e.is_permanent(), message: e.to_string() }),
+        }
+    }
+}
+
+/// The most reported confusion: implicit TLS is port 465 (`smtps://`), STARTTLS port 587 (`smtp://` with
+/// `?tls=required`).
+fn likely_mistake(url: &str) -> &'static str {
+    let port = url.rsplit_once(':').and_then(|(_, rest)| rest.split(['/', '?']).next()?.parse::<u16>().ok());
+    match (url.split("://").next(), port) {
+        (Some("smtp"), Some(465)) => "port 465 speaks TLS from the start: use smtps://host:465",
+        (Some("smtps"), Some(587)) => "port 587 starts in plain text and upgrades: use smtp://host:587?tls=required",
+        _ => "check the host, port, user name and password",
+    }
+}
+
+impl Services {
+    pub fn mail_enabled(&self) -> bool {
+        self.mailer.is_some()
+    }
+
+    /// Queues `mail` inside `conn`'s transaction; the outbox worker sends it.
+    pub(crate) async fn queue_mail(&self, conn: &mut AnyConnection, mail: &Mail, now: i64) -> Result<()> {
+        let json = serde_json::to_vec(mail).map_err(|e| Error::Internal(e.into()))?;
+        let sealed = self.sealer.seal(&json, SEAL_PURPOSE);
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD.encode(sealed);
+        outbox::enqueue(conn, MAIL, &payload, now).await
+    }
+
+    /// The outbox worker's delivery of a queued mail.
+    pub(crate) async fn send_queued_mail(&self, payload: &str) -> Result<(), SendError> {
+        let hopeless = |message: &str| SendError { permanent: true, message: message.into() };
+        let Some(mailer) = &self.mailer else {
+            return Err(SendError { permanent: false, message: "mail is off (no LATCHKEY_SMTP_URL)".into() });
+        };
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|_| hopeless("unreadable"))?;
+        let json = self.sealer.open(&sealed, SEAL_PURPOSE).map_err(|_| hopeless("does not open with this key"))?;
+        let mail: Mail = serde_json::from_slice(&json).map_err(|_| hopeless("unreadable"))?;
+        mailer.send(&mail).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::likely_mistake;
+
+    #[test]
+    fn the_tls_port_confusion_is_named() {
+        assert!(likely_mistake("smtp://u:p@mail.example:465").contains("smtps://"));
+        assert!(likely_mistake("smtps://u:p@mail.example:587").contains("tls=required"));
+        assert!(likely_mistake("smtp://mail.example:587?tls=required").contains("check"));
+    }
+}

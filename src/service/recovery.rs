@@ -1,0 +1,159 @@
+//! Self-service password reset: a single-use link by mail (`forgot_password`), or printed for an operator
+//! (`reset_link`), and the reset itself. SECURITY.md 63–66: the request answers the same, at once, for every
+//! address; the link is 256 bits, stored hashed, single use, 30 minutes; a reset ends every session, lifts
+//! the lockout, keeps the second factor and signs nobody in.
+
+use std::sync::Arc;
+
+use askama::Template;
+use uuid::Uuid;
+
+use super::{
+    Client, Services,
+    audit::{self, Event},
+    mail::Mail,
+};
+use crate::{
+    clock,
+    domain::{identity::LoginIdentifier, random},
+    error::{Error, FieldError, Result},
+    store::{
+        Tx, lockouts,
+        mail_tokens::{self, PASSWORD_RESET},
+        sessions,
+        users::{self, UserRecord},
+    },
+};
+
+/// SECURITY.md 64: at most this many reset mails per account per hour; more requests answer the same and send
+/// nothing.
+const RESETS_PER_HOUR: i64 = 3;
+
+#[derive(Template)]
+#[template(path = "mail/password_reset.txt")]
+struct ResetText<'a> {
+    email: &'a str,
+    link: &'a str,
+    minutes: u64,
+    ip: &'a str,
+    at: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/password_reset.html")]
+struct ResetHtml<'a> {
+    email: &'a str,
+    link: &'a str,
+    minutes: u64,
+    ip: &'a str,
+    at: &'a str,
+}
+
+impl Services {
+    /// `POST /auth/password/forgot`: answers at once and the same whether or not the address has an account;
+    /// the lookup and the mail happen afterwards in a task of their own, so neither the answer nor its time
+    /// tells anything. 404 when mail is off.
+    pub fn forgot_password(self: &Arc<Self>, email: &str, who: &Client) -> Result<()> {
+        if !self.mail_enabled() {
+            return Err(Error::NotFound);
+        }
+        let (this, email, who) = (Arc::clone(self), email.to_string(), who.clone());
+        tokio::spawn(async move {
+            if let Err(e) = this.mail_reset_link(&email, &who).await {
+                tracing::warn!(error = %e, "could not queue a password-reset mail");
+            }
+        });
+        Ok(())
+    }
+
+    async fn mail_reset_link(&self, email: &str, who: &Client) -> Result<()> {
+        let LoginIdentifier::Email(email) = LoginIdentifier::parse(email) else { return Ok(()) };
+        let Some(user) = users::find_by_identifier(self.db.pool(), &LoginIdentifier::Email(email)).await? else {
+            return Ok(());
+        };
+        if !user.is_active {
+            return Ok(());
+        }
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let recent = mail_tokens::count_since(&mut *tx, user.id, PASSWORD_RESET, now - 3_600_000).await?;
+        if recent >= RESETS_PER_HOUR {
+            return Ok(());
+        }
+        let link = self.new_reset_link(&mut tx, &user, now).await?;
+        let ip = who.ip.as_deref().unwrap_or("an unknown address");
+        let at = clock::rfc3339(now);
+        let minutes = self.config.reset_ttl.as_secs() / 60;
+        let text = ResetText { email: &user.email, link: &link, minutes, ip, at: &at };
+        let html = ResetHtml { email: &user.email, link: &link, minutes, ip, at: &at };
+        let mail = Mail {
+            to: user.email.clone(),
+            subject: "Reset your Latchkey password".into(),
+            text: text.render().map_err(|e| Error::Internal(e.into()))?,
+            html: html.render().map_err(|e| Error::Internal(e.into()))?,
+        };
+        self.queue_mail(&mut tx, &mail, now).await?;
+        audit::record(&mut tx, who, Event::success("password_reset_requested", user.id).with("by", "mail")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `latchkey user reset-link <user>`: the same link, printed for an operator instead of mailed.
+    pub async fn reset_link(&self, identifier: &str, who: &Client) -> Result<String> {
+        let user = self.find_user(identifier).await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        let link = self.new_reset_link(&mut tx, &user, now).await?;
+        audit::record(&mut tx, who, Event::success("password_reset_requested", user.id).with("by", "operator")).await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    /// A new reset link for the user (older ones stop working), on the issuer, never on a request's `Host`.
+    async fn new_reset_link(&self, tx: &mut Tx, user: &UserRecord, now: i64) -> Result<String> {
+        let token = random::opaque_token();
+        let expires_at = now + clock::duration_ms(self.config.reset_ttl);
+        mail_tokens::replace(tx, &random::token_digest(&token), PASSWORD_RESET, user.id, now, expires_at).await?;
+        Ok(format!("{}/reset-password?token={token}", self.config.issuer))
+    }
+
+    /// `POST /auth/password/reset`: a new password from a live link. A password the policy refuses leaves
+    /// the link usable.
+    pub async fn reset_password(&self, token: &str, new_password: &str, who: &Client) -> Result<()> {
+        let hash = random::token_digest(token);
+        let now = clock::now_ms();
+        let user = self.reset_link_owner(&hash, now).await?;
+        self.passwords
+            .policy
+            .check(new_password, &user.email, user.username.as_deref())
+            .map_err(|message| Error::WeakPassword(FieldError { field: "new_password", message }))?;
+        let password_hash = self.passwords.hash(new_password).await?;
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        // Checked again under the row lock: of two resets with one link, one wins.
+        if mail_tokens::find_live(&mut tx, &hash, PASSWORD_RESET, now, self.db.row_lock()).await? != Some(user.id) {
+            return Err(Error::InvalidLink);
+        }
+        mail_tokens::spend_all(&mut tx, user.id, PASSWORD_RESET, now).await?;
+        users::set_password_hash(&mut tx, user.id, &password_hash, now).await?;
+        for identifier in super::lockout::identifiers_of(&user) {
+            lockouts::clear(&mut tx, &identifier.lock_key()).await?;
+        }
+        let ended = sessions::revoke_all(&mut tx, user.id, None, now, "password_reset").await?;
+        let event = Event::success("password_reset", user.id).with("sessions_ended", ended.len());
+        audit::record(&mut tx, who, event).await?;
+        tx.commit().await?;
+        self.revocations.add(ended, now);
+        Ok(())
+    }
+
+    async fn reset_link_owner(&self, hash: &str, now: i64) -> Result<UserRecord> {
+        let mut conn = self.db.pool().acquire().await?;
+        let owner: Option<Uuid> = mail_tokens::find_live(&mut conn, hash, PASSWORD_RESET, now, "").await?;
+        let user = match owner {
+            Some(id) => users::find_by_id(&mut *conn, id).await?,
+            None => None,
+        };
+        user.filter(|u| u.is_active).ok_or(Error::InvalidLink)
+    }
+}

@@ -1,0 +1,77 @@
+//! The `mail_tokens` table: the single-use links that mails carry, by the SHA-256 of their token.
+
+use sqlx::{AnyConnection, AnyExecutor};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::error::Result;
+
+pub const PASSWORD_RESET: &str = "password_reset";
+
+/// Stores a new link of `purpose` for the user, and spends the older ones of the same purpose: only the
+/// newest link works.
+pub async fn replace(
+    conn: &mut AnyConnection,
+    hash: &str,
+    purpose: &str,
+    user_id: Uuid,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    spend_all(conn, user_id, purpose, now).await?;
+    sqlx::query(
+        "INSERT INTO mail_tokens (token_hash, purpose, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash)
+    .bind(purpose)
+    .bind(user_id.to_string())
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many links of `purpose` the user was sent since `since`.
+pub async fn count_since<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, purpose: &str, since: i64) -> Result<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND created_at >= $3")
+            .bind(user_id.to_string())
+            .bind(purpose)
+            .bind(since)
+            .fetch_one(ex)
+            .await?;
+    Ok(n)
+}
+
+/// The user a live (unspent, unexpired) link of `purpose` belongs to. `lock` holds the row until the
+/// transaction ends, so two uses of one link cannot both pass.
+pub async fn find_live(
+    conn: &mut AnyConnection,
+    hash: &str,
+    purpose: &str,
+    now: i64,
+    lock: &str,
+) -> Result<Option<Uuid>> {
+    let row: Option<(String,)> = sqlx::query_as(&format!(
+        "SELECT user_id FROM mail_tokens
+         WHERE token_hash = $1 AND purpose = $2 AND spent_at IS NULL AND expires_at > $3 {lock}"
+    ))
+    .bind(hash)
+    .bind(purpose)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(id,)| parse_id(&id)).transpose()?)
+}
+
+/// Spends every unspent link of `purpose` of the user (a reset done, a password changed).
+pub async fn spend_all(conn: &mut AnyConnection, user_id: Uuid, purpose: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE mail_tokens SET spent_at = $1 WHERE user_id = $2 AND purpose = $3 AND spent_at IS NULL")
+        .bind(now)
+        .bind(user_id.to_string())
+        .bind(purpose)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

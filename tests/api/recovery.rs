@@ -1,0 +1,134 @@
+//! Self-service password reset by mail, through a real SMTP server (tests/api/smtp.rs): the same answer for
+//! every address, a single-use link on the issuer, a reset that ends sessions, lifts the lockout and keeps
+//! the password policy, the per-account limit, and mail that waits while the server is down.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    helpers::{PASSWORD, TestApp, expect_error, expect_json},
+    on_both,
+    smtp::{Sink, with_mail},
+};
+
+const NEW_PASSWORD: &str = "a brand new passphrase for ana";
+
+async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
+    app.post_json("/auth/password/forgot", &json!({"email": email})).await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.post_json("/auth/password/reset", &json!({"token": token, "new_password": password})).await
+}
+
+fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().to_string()
+}
+
+/// Without SMTP the endpoint does not exist (API.md), and an operator's printed link still works.
+async fn without_mail_there_is_no_forgot_but_an_operator_link(app: &TestApp) {
+    let (email, pair) = app.new_user().await;
+    expect_error(forgot(app, &email).await, StatusCode::NOT_FOUND, "not_found").await;
+    let link = app.services.reset_link(&email, &Default::default()).await.unwrap();
+    assert!(link.starts_with(&format!("{}/reset-password?token=", app.services.config.issuer)), "{link}");
+    assert_eq!(reset(app, &token_of(&link), NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(pair["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), StatusCode::OK);
+}
+on_both!(without_mail_there_is_no_forgot_but_an_operator_link);
+
+/// SECURITY.md 63–66: one answer for known and unknown addresses; the mail's link resets once; the reset ends
+/// every session and lifts the lockout; old password out, new one in.
+async fn a_forgotten_password_is_reset_by_mail(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (email, pair) = app.new_user().await;
+    for _ in 0..5 {
+        app.login(&email, "not the password at all").await;
+    }
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS, "locked");
+
+    let known = forgot(app, &email).await;
+    let unknown = forgot(app, "nobody-here@example.com").await;
+    assert_eq!((known.status(), unknown.status()), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
+    let mail = sink.message(0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 1, "only the existing account gets a mail");
+    assert!(mail.header("To").unwrap().contains(&email));
+    assert!(mail.header("Subject").unwrap().contains("Reset your Latchkey password"));
+    assert!(mail.header("Date").is_some() && mail.header("Message-ID").is_some());
+    assert!(mail.header("Content-Type").unwrap().contains("multipart/alternative"));
+    assert!(mail.text().contains("text/plain") && mail.text().contains("text/html"));
+    let link = mail.link(&app.services.config.issuer, "/reset-password?token=");
+    let token = token_of(&link);
+    assert!(token.len() >= 43, "256 bits: {token}");
+    let stored: Vec<(String,)> =
+        sqlx::query_as("SELECT token_hash FROM mail_tokens").fetch_all(app.services.db.pool()).await.unwrap();
+    assert!(stored.iter().all(|(h,)| *h != token), "stored hashed");
+    let (queued,): (String,) =
+        sqlx::query_as("SELECT payload FROM outbox").fetch_one(app.services.db.pool()).await.unwrap();
+    assert!(!queued.contains(&token), "the sent mail is not kept in the clear");
+
+    assert_eq!(reset(app, &token, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    expect_error(reset(app, &token, "another new passphrase here").await, StatusCode::BAD_REQUEST, "invalid_token")
+        .await;
+    assert_eq!(app.me(pair["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    let login = expect_json(app.login(&email, NEW_PASSWORD).await, StatusCode::OK).await;
+    assert!(login["access_token"].is_string(), "the lockout was lifted: {login}");
+    let audit = app.services.db.pool();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_events WHERE action IN ('password_reset_requested', 'password_reset')",
+    )
+    .fetch_one(audit)
+    .await
+    .unwrap();
+    assert_eq!(n, 2);
+}
+on_both!(a_forgotten_password_is_reset_by_mail, with_mail);
+
+/// A weak new password leaves the link usable; a newer link kills the older; garbage links are refused;
+/// more than three requests an hour send nothing more.
+async fn links_are_single_newest_and_limited(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (email, _) = app.new_user().await;
+    forgot(app, &email).await;
+    let first = token_of(&sink.message(0).await.link(&app.services.config.issuer, "/reset-password?token="));
+    forgot(app, &email).await;
+    let second = token_of(&sink.message(1).await.link(&app.services.config.issuer, "/reset-password?token="));
+    expect_error(reset(app, &first, NEW_PASSWORD).await, StatusCode::BAD_REQUEST, "invalid_token").await;
+    expect_error(reset(app, &second, "short").await, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
+    expect_error(reset(app, "made-up", NEW_PASSWORD).await, StatusCode::BAD_REQUEST, "invalid_token").await;
+    assert_eq!(reset(app, &second, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    forgot(app, &email).await;
+    sink.message(2).await;
+    forgot(app, &email).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 3, "at most three reset mails an hour");
+}
+on_both!(links_are_single_newest_and_limited, with_mail);
+
+/// The request answers at once while the SMTP server is down; the mail arrives when it is back.
+async fn mail_waits_for_a_server_that_is_down(app: &TestApp) {
+    let sink = Sink::of(app);
+    sink.set_down(true);
+    let (email, _) = app.new_user().await;
+    let started = Instant::now();
+    assert_eq!(forgot(app, &email).await.status(), StatusCode::ACCEPTED);
+    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sink.count(), 0);
+    let (attempts,): (i64,) =
+        sqlx::query_as("SELECT attempts FROM outbox").fetch_one(app.services.db.pool()).await.unwrap();
+    assert!(attempts >= 2, "retried: {attempts}");
+    sink.set_down(false);
+    let mail = sink.message(0).await;
+    assert!(mail.text().contains("/reset-password?token="));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 1, "sent once");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"latchkey_outbox_deliveries_total{kind="mail",outcome="sent"}"#), "{metrics}");
+}
+on_both!(mail_waits_for_a_server_that_is_down, with_mail);
