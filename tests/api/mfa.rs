@@ -32,15 +32,16 @@ impl Authenticator {
     /// The code `next_code` would give, without using it up: for requests refused before the code is read.
     fn peek_code(&self) -> String {
         let now = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
-        self.code_for((now - 1).max(self.last_step + 1))
+        self.code_for(now.max(self.last_step + 1))
     }
 
-    /// A fresh code the server has not seen: the earliest step after the last one used that the ±1-step
-    /// window still accepts, waiting for the clock when the window is used up.
+    /// A fresh code the server has not seen: the current step or, when it was used, the next one (the
+    /// ±1-step window accepts it), waiting for the clock when both are used. Never the previous step: it
+    /// leaves the window at the next step boundary, which a slow request can cross (a flaky test).
     pub(crate) async fn next_code(&mut self) -> String {
         loop {
             let now = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
-            let step = (now - 1).max(self.last_step + 1);
+            let step = now.max(self.last_step + 1);
             if step <= now + 1 {
                 self.last_step = step;
                 return self.code_for(step);
@@ -51,14 +52,14 @@ impl Authenticator {
 }
 
 /// A user with MFA on: their email, their authenticator, the backup codes, and the enabling session.
-struct Enrolled {
-    email: String,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
     authenticator: Authenticator,
     backup_codes: Vec<String>,
     session: Value,
 }
 
-async fn enroll(app: &TestApp) -> Enrolled {
+pub(crate) async fn enroll(app: &TestApp) -> Enrolled {
     let (email, session) = app.new_user().await;
     let at = token(&session, "access_token");
     let setup = expect_json(app.post_bearer("/auth/mfa/setup", &at).await, StatusCode::OK).await;

@@ -132,3 +132,16 @@ async fn mail_waits_for_a_server_that_is_down(app: &TestApp) {
     assert!(metrics.contains(r#"latchkey_outbox_deliveries_total{kind="mail",outcome="sent"}"#), "{metrics}");
 }
 on_both!(mail_waits_for_a_server_that_is_down, with_mail);
+
+/// SECURITY.md 63: a reset is not a way around the second factor, and signs nobody in.
+async fn a_reset_keeps_the_second_factor(app: &TestApp) {
+    let user = crate::mfa::enroll(app).await;
+    let link = app.services.reset_link(&user.email, &Default::default()).await.unwrap();
+    let r = reset(app, &token_of(&link), NEW_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.text().await.unwrap().is_empty(), "no tokens from a reset");
+    let pending = expect_json(app.login(&user.email, NEW_PASSWORD).await, StatusCode::OK).await;
+    assert_eq!(pending["mfa_required"], true, "{pending}");
+    assert!(pending.get("access_token").is_none());
+}
+on_both!(a_reset_keeps_the_second_factor);
