@@ -8,6 +8,7 @@ mod admin_clients;
 mod authorize;
 mod end_session;
 pub mod pages;
+mod recovery;
 pub mod session;
 mod sign_in;
 
@@ -26,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(sign_in::router(state))
         .merge(account::router())
+        .merge(recovery::router(state))
         .merge(admin::router())
         .merge(admin_clients::router())
         .merge(authorize::router())

@@ -63,7 +63,7 @@ async fn root(browser: Option<Browser>) -> Redirect {
 }
 
 /// The browser's session for a sign-in form, or a new pre-session (with its cookie to set).
-fn form_session(app: &AppState, browser: Option<Browser>) -> (String, Option<HeaderValue>) {
+pub(super) fn form_session(app: &AppState, browser: Option<Browser>) -> (String, Option<HeaderValue>) {
     if let Some(Browser(s)) = browser {
         return (s.csrf, None);
     }
@@ -75,6 +75,8 @@ fn form_session(app: &AppState, browser: Option<Browser>) -> (String, Option<Hea
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
+    /// Mail is on: the page offers the forgotten-password link.
+    mail: bool,
     csrf: String,
     next: String,
     username: String,
@@ -97,7 +99,8 @@ async fn login_page(
     }
     let (csrf, cookie) = form_session(&app, browser);
     let username = next.login_hint.clone().filter(|hint| hint.len() <= 254).unwrap_or_default();
-    let page = LoginPage { csrf, next: next.next.clone().unwrap_or_default(), username, error: None };
+    let next_path = next.next.clone().unwrap_or_default();
+    let page = LoginPage { mail: app.mail_enabled(), csrf, next: next_path, username, error: None };
     leading_on(&app, &next, with_cookies(render(StatusCode::OK, &page), cookie)).await
 }
 
@@ -135,6 +138,7 @@ async fn login_submit(
         Err(e) => {
             let api = ApiError::from(e);
             let page = LoginPage {
+                mail: app.mail_enabled(),
                 csrf: session.csrf,
                 next: next.next.clone().unwrap_or_default(),
                 username: form.username,

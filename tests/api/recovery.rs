@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{PASSWORD, TestApp, expect_error, expect_json},
+    helpers::{PASSWORD, TestApp, csrf_of, expect_error, expect_json},
     on_both,
     smtp::{Sink, with_mail},
 };
@@ -145,3 +145,47 @@ async fn a_reset_keeps_the_second_factor(app: &TestApp) {
     assert!(pending.get("access_token").is_none());
 }
 on_both!(a_reset_keeps_the_second_factor);
+
+/// The pages: the login page offers the link only with mail on; the reset page's GET spends nothing, its
+/// form does; a weak password is shown on the form.
+async fn the_pages_reset_a_password(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (email, _) = app.new_user().await;
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(r#"href="/forgot-password""#));
+    let page = browser.get(app.url("/forgot-password")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_of(&page)), ("email", email.clone())];
+    let sent = browser.post(app.url("/forgot-password")).form(&form).send().await.unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert!(sent.text().await.unwrap().contains("on its way"));
+    let link = sink.message(0).await.link(&app.services.config.issuer, "/reset-password?token=");
+    let token = token_of(&link);
+    for _ in 0..2 {
+        let r = browser.get(app.url(&format!("/reset-password?token={token}"))).send().await.unwrap();
+        assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+        assert!(r.text().await.unwrap().contains(&token), "opening the link spends nothing");
+    }
+    let page =
+        browser.get(app.url(&format!("/reset-password?token={token}"))).send().await.unwrap().text().await.unwrap();
+    let weak = [("csrf", csrf_of(&page)), ("token", token.clone()), ("new_password", "short".into())];
+    let r = browser.post(app.url("/reset-password")).form(&weak).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let good = [("csrf", csrf_of(&page)), ("token", token.clone()), ("new_password", NEW_PASSWORD.into())];
+    let r = browser.post(app.url("/reset-password")).form(&good).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Your password is changed"));
+    let again = browser.post(app.url("/reset-password")).form(&good).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "the link is spent");
+    assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), StatusCode::OK);
+}
+on_both!(the_pages_reset_a_password, with_mail);
+
+async fn without_mail_the_pages_say_so(app: &TestApp) {
+    let login = app.client.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(!login.contains("/forgot-password"));
+    let r = app.client.get(app.url("/forgot-password")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+on_both!(without_mail_the_pages_say_so);
