@@ -50,6 +50,8 @@ pub struct User {
     pub role: Role,
     pub is_active: bool,
     pub mfa_enabled: bool,
+    /// Confirmed from a mailed link (or the account was made by an operator).
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -65,6 +67,7 @@ impl From<UserRecord> for User {
             role: u.role,
             is_active: u.is_active,
             mfa_enabled: u.mfa_enabled,
+            email_verified: u.email_verified,
             created_at: clock::from_ms(u.created_at),
             last_login_at: u.last_login_at.map(clock::from_ms),
         }

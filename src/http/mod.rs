@@ -7,11 +7,11 @@ pub mod authz;
 pub mod clients;
 pub mod extract;
 pub mod grants;
+pub mod mail_links;
 pub mod mfa;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
-pub mod recovery;
 pub mod sessions;
 
 use axum::{
@@ -26,7 +26,7 @@ use crate::app::AppState;
 pub fn router(state: &AppState) -> Router<AppState> {
     let api = Router::new()
         .merge(auth::router(state))
-        .merge(recovery::router(state))
+        .merge(mail_links::router(state))
         .merge(mfa::router(state))
         .merge(sessions::router())
         .merge(grants::router())

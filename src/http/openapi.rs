@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, authz, clients, extract, grants, mfa, ops, orgs, recovery, sessions};
+use super::{admin, audit, auth, authz, clients, extract, grants, mail_links, mfa, ops, orgs, sessions};
 use crate::edge::error;
 
 #[derive(OpenApi)]
@@ -14,7 +14,7 @@ use crate::edge::error;
     info(title = "Latchkey", description = "Self-hosted authentication: accounts, sessions, JWT access tokens."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me, auth::change_password,
-        recovery::forgot, recovery::reset,
+        mail_links::forgot, mail_links::reset, mail_links::verify, mail_links::resend_verification,
         mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
         mfa::challenge,
         sessions::list, sessions::revoke, grants::list, grants::disconnect, audit::own, audit::all,

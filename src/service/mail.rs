@@ -26,6 +26,29 @@ pub struct Mail {
     pub html: String,
 }
 
+/// A mail whose point is one single-use link: both parts come from the `mail/link` templates.
+#[derive(askama::Template)]
+#[template(path = "mail/link.txt")]
+pub(crate) struct LinkMail<'a> {
+    pub subject: &'a str,
+    pub intro: String,
+    /// What the link does, as its label: "Choose a new password".
+    pub action: &'a str,
+    pub link: &'a str,
+    /// "within 30 minutes".
+    pub validity: String,
+    /// What to do if the person did not ask for it.
+    pub ignore: &'a str,
+    pub ip: &'a str,
+    pub at: &'a str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "mail/link.html")]
+struct LinkMailHtml<'a> {
+    m: &'a LinkMail<'a>,
+}
+
 /// How a send went wrong: a permanent refusal (5xx, a bad address) is not retried.
 pub struct SendError {
     pub permanent: bool,
@@ -103,6 +126,25 @@ impl Services {
         use base64::Engine;
         let payload = base64::engine::general_purpose::STANDARD.encode(sealed);
         outbox::enqueue(conn, MAIL, &payload, now).await
+    }
+
+    /// Renders `mail` (text and HTML) for `to` and queues it inside `conn`'s transaction.
+    pub(crate) async fn queue_link_mail(
+        &self,
+        conn: &mut AnyConnection,
+        to: &str,
+        mail: &LinkMail<'_>,
+        now: i64,
+    ) -> Result<()> {
+        use askama::Template;
+        let rendering = |e: askama::Error| Error::Internal(e.into());
+        let mail = Mail {
+            to: to.to_string(),
+            subject: mail.subject.to_string(),
+            text: mail.render().map_err(rendering)?,
+            html: LinkMailHtml { m: mail }.render().map_err(rendering)?,
+        };
+        self.queue_mail(conn, &mail, now).await
     }
 
     /// The outbox worker's delivery of a queued mail.

@@ -22,6 +22,7 @@ pub mod rate_limit;
 pub mod recovery;
 pub mod revocation;
 pub mod sessions;
+pub mod verification;
 pub mod web;
 
 use std::sync::Arc;

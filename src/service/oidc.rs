@@ -743,12 +743,12 @@ impl Services {
     }
 }
 
-/// What a user's claims are made of. `email_verified` stays false until addresses are verified.
+/// What a user's claims are made of.
 fn person<'a>(user: &'a UserRecord, memberships: &[(OrgRecord, Role)]) -> Person<'a> {
     Person {
         id: user.id,
         email: &user.email,
-        email_verified: false,
+        email_verified: user.email_verified,
         username: user.username.as_deref(),
         updated_at: user.created_at,
         role: user.role.as_str(),

@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use askama::Template;
 use uuid::Uuid;
 
 use super::{
     Client, Services,
     audit::{self, Event},
-    mail::Mail,
+    mail::LinkMail,
 };
 use crate::{
     clock,
@@ -28,26 +27,6 @@ use crate::{
 /// SECURITY.md 64: at most this many reset mails per account per hour; more requests answer the same and send
 /// nothing.
 const RESETS_PER_HOUR: i64 = 3;
-
-#[derive(Template)]
-#[template(path = "mail/password_reset.txt")]
-struct ResetText<'a> {
-    email: &'a str,
-    link: &'a str,
-    minutes: u64,
-    ip: &'a str,
-    at: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "mail/password_reset.html")]
-struct ResetHtml<'a> {
-    email: &'a str,
-    link: &'a str,
-    minutes: u64,
-    ip: &'a str,
-    at: &'a str,
-}
 
 impl Services {
     /// `POST /auth/password/forgot`: answers at once and the same whether or not the address has an account;
@@ -81,18 +60,19 @@ impl Services {
             return Ok(());
         }
         let link = self.new_reset_link(&mut tx, &user, now).await?;
-        let ip = who.ip.as_deref().unwrap_or("an unknown address");
         let at = clock::rfc3339(now);
-        let minutes = self.config.reset_ttl.as_secs() / 60;
-        let text = ResetText { email: &user.email, link: &link, minutes, ip, at: &at };
-        let html = ResetHtml { email: &user.email, link: &link, minutes, ip, at: &at };
-        let mail = Mail {
-            to: user.email.clone(),
-            subject: "Reset your Latchkey password".into(),
-            text: text.render().map_err(|e| Error::Internal(e.into()))?,
-            html: html.render().map_err(|e| Error::Internal(e.into()))?,
+        let mail = LinkMail {
+            subject: "Reset your Latchkey password",
+            intro: format!("someone asked to reset the password of the Latchkey account {}.", user.email),
+            action: "Choose a new password",
+            link: &link,
+            validity: format!("within {} minutes", self.config.reset_ttl.as_secs() / 60),
+            ignore: "If you did not ask for this, ignore this mail: your password stays as it is, and nobody can \
+                     use the link without access to your mailbox.",
+            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            at: &at,
         };
-        self.queue_mail(&mut tx, &mail, now).await?;
+        self.queue_link_mail(&mut tx, &user.email, &mail, now).await?;
         audit::record(&mut tx, who, Event::success("password_reset_requested", user.id).with("by", "mail")).await?;
         tx.commit().await?;
         Ok(())

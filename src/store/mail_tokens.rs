@@ -7,6 +7,7 @@ use super::parse_id;
 use crate::error::Result;
 
 pub const PASSWORD_RESET: &str = "password_reset";
+pub const EMAIL_VERIFICATION: &str = "email_verification";
 
 /// Stores a new link of `purpose` for the user, and spends the older ones of the same purpose: only the
 /// newest link works.

@@ -19,6 +19,8 @@ pub struct UserRecord {
     pub role: Role,
     pub is_active: bool,
     pub mfa_enabled: bool,
+    /// The address was confirmed from a mailed link, or the account was made by an operator.
+    pub email_verified: bool,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
 }
@@ -38,6 +40,7 @@ struct Row {
     role: String,
     is_active: i64,
     mfa_enabled: i64,
+    email_verified: i64,
     created_at: i64,
     last_login_at: Option<i64>,
 }
@@ -54,19 +57,22 @@ impl TryFrom<Row> for UserRecord {
             password_hash: r.password_hash,
             is_active: r.is_active != 0,
             mfa_enabled: r.mfa_enabled != 0,
+            email_verified: r.email_verified != 0,
             created_at: r.created_at,
             last_login_at: r.last_login_at,
         })
     }
 }
 
-const COLUMNS: &str = "id, email, username, password_hash, role, is_active, mfa_enabled, created_at, last_login_at";
+const COLUMNS: &str =
+    "id, email, username, password_hash, role, is_active, mfa_enabled, email_verified, created_at, last_login_at";
 
 /// Inserts a user; a taken email or username is a conflict, not an internal error.
 pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
     let result = sqlx::query(
-        "INSERT INTO users (id, email, username, password_hash, role, is_active, mfa_enabled, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        "INSERT INTO users
+         (id, email, username, password_hash, role, is_active, mfa_enabled, email_verified, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
     .bind(user.id.to_string())
     .bind(&user.email)
@@ -75,6 +81,7 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
     .bind(user.role.as_str())
     .bind(i64::from(user.is_active))
     .bind(i64::from(user.mfa_enabled))
+    .bind(i64::from(user.email_verified))
     .bind(user.created_at)
     .execute(conn)
     .await;
@@ -122,6 +129,15 @@ pub async fn email_exists<'e>(ex: impl AnyExecutor<'e>, email: &str) -> Result<b
 pub async fn set_password_hash(conn: &mut AnyConnection, id: Uuid, hash: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
         .bind(hash)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_email_verified(conn: &mut AnyConnection, id: Uuid, now: i64) -> Result<()> {
+    sqlx::query("UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id.to_string())
         .execute(conn)
@@ -219,7 +235,7 @@ pub async fn find_with_memberships<'e>(
         org_role: Option<String>,
     }
     let rows: Vec<Joined> = sqlx::query_as(
-        "SELECT u.id, u.email, u.username, u.password_hash, u.role, u.is_active, u.mfa_enabled, u.created_at,
+        "SELECT u.id, u.email, u.username, u.password_hash, u.role, u.is_active, u.mfa_enabled, u.email_verified, u.created_at,
                 u.last_login_at, o.id AS org_id, o.name AS org_name, o.slug AS org_slug,
                 o.created_at AS org_created_at, m.role AS org_role
          FROM users u LEFT JOIN org_members m ON m.user_id = u.id LEFT JOIN orgs o ON o.id = m.org_id

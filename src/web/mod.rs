@@ -7,8 +7,8 @@ mod admin;
 mod admin_clients;
 mod authorize;
 mod end_session;
+mod mail_links;
 pub mod pages;
-mod recovery;
 pub mod session;
 mod sign_in;
 
@@ -27,7 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(sign_in::router(state))
         .merge(account::router())
-        .merge(recovery::router(state))
+        .merge(mail_links::router(state))
         .merge(admin::router())
         .merge(admin_clients::router())
         .merge(authorize::router())

@@ -30,4 +30,5 @@ mod resilience;
 mod sessions;
 mod smtp;
 mod tokens;
+mod verification;
 mod web;

@@ -53,9 +53,9 @@ async fn a_forgotten_password_is_reset_by_mail(app: &TestApp) {
     let unknown = forgot(app, "nobody-here@example.com").await;
     assert_eq!((known.status(), unknown.status()), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
     assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
-    let mail = sink.message(0).await;
+    let mail = sink.message(0, "Reset").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.count(), 1, "only the existing account gets a mail");
+    assert_eq!(sink.count("Reset"), 1, "only the existing account gets a mail");
     assert!(mail.header("To").unwrap().contains(&email));
     assert!(mail.header("Subject").unwrap().contains("Reset your Latchkey password"));
     assert!(mail.header("Date").is_some() && mail.header("Message-ID").is_some());
@@ -95,18 +95,18 @@ async fn links_are_single_newest_and_limited(app: &TestApp) {
     let sink = Sink::of(app);
     let (email, _) = app.new_user().await;
     forgot(app, &email).await;
-    let first = token_of(&sink.message(0).await.link(&app.services.config.issuer, "/reset-password?token="));
+    let first = token_of(&sink.message(0, "Reset").await.link(&app.services.config.issuer, "/reset-password?token="));
     forgot(app, &email).await;
-    let second = token_of(&sink.message(1).await.link(&app.services.config.issuer, "/reset-password?token="));
+    let second = token_of(&sink.message(1, "Reset").await.link(&app.services.config.issuer, "/reset-password?token="));
     expect_error(reset(app, &first, NEW_PASSWORD).await, StatusCode::BAD_REQUEST, "invalid_token").await;
     expect_error(reset(app, &second, "short").await, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
     expect_error(reset(app, "made-up", NEW_PASSWORD).await, StatusCode::BAD_REQUEST, "invalid_token").await;
     assert_eq!(reset(app, &second, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
     forgot(app, &email).await;
-    sink.message(2).await;
+    sink.message(2, "Reset").await;
     forgot(app, &email).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sink.count(), 3, "at most three reset mails an hour");
+    assert_eq!(sink.count("Reset"), 3, "at most three reset mails an hour");
 }
 on_both!(links_are_single_newest_and_limited, with_mail);
 
@@ -119,15 +119,15 @@ async fn mail_waits_for_a_server_that_is_down(app: &TestApp) {
     assert_eq!(forgot(app, &email).await.status(), StatusCode::ACCEPTED);
     assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(sink.count(), 0);
+    assert_eq!(sink.count("Reset"), 0);
     let (attempts,): (i64,) =
         sqlx::query_as("SELECT attempts FROM outbox").fetch_one(app.services.db.pool()).await.unwrap();
     assert!(attempts >= 2, "retried: {attempts}");
     sink.set_down(false);
-    let mail = sink.message(0).await;
+    let mail = sink.message(0, "Reset").await;
     assert!(mail.text().contains("/reset-password?token="));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sink.count(), 1, "sent once");
+    assert_eq!(sink.count("Reset"), 1, "sent once");
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"latchkey_outbox_deliveries_total{kind="mail",outcome="sent"}"#), "{metrics}");
 }
@@ -160,7 +160,7 @@ async fn the_pages_reset_a_password(app: &TestApp) {
     let sent = browser.post(app.url("/forgot-password")).form(&form).send().await.unwrap();
     assert_eq!(sent.status(), StatusCode::OK);
     assert!(sent.text().await.unwrap().contains("on its way"));
-    let link = sink.message(0).await.link(&app.services.config.issuer, "/reset-password?token=");
+    let link = sink.message(0, "Reset").await.link(&app.services.config.issuer, "/reset-password?token=");
     let token = token_of(&link);
     for _ in 0..2 {
         let r = browser.get(app.url(&format!("/reset-password?token={token}"))).send().await.unwrap();

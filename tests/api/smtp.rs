@@ -96,19 +96,28 @@ impl Sink {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    pub fn count(&self) -> usize {
-        self.messages.lock().unwrap().len()
+    /// The messages whose subject contains `about`.
+    fn about(&self, about: &str) -> Vec<Message> {
+        let all = self.messages.lock().unwrap();
+        all.iter()
+            .map(|raw| Message(raw.clone()))
+            .filter(|m| m.header("Subject").is_some_and(|s| s.contains(about)))
+            .collect()
     }
 
-    /// The `n`th message (from 0), waiting up to 5 s for it.
-    pub async fn message(&self, n: usize) -> Message {
+    pub fn count(&self, about: &str) -> usize {
+        self.about(about).len()
+    }
+
+    /// The `n`th message (from 0) whose subject contains `about`, waiting up to 5 s for it.
+    pub async fn message(&self, n: usize, about: &str) -> Message {
         for _ in 0..100 {
-            if let Some(raw) = self.messages.lock().unwrap().get(n) {
-                return Message(raw.clone());
+            if let Some(message) = self.about(about).into_iter().nth(n) {
+                return message;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no message number {n} within 5 s (got {})", self.count());
+        panic!("no message number {n} about {about:?} within 5 s (got {})", self.count(about));
     }
 }
 

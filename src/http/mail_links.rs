@@ -1,10 +1,14 @@
-//! `/api/v1/auth/password/forgot` and `/api/v1/auth/password/reset`: self-service password reset by mail.
+//! The flows that go through a link in a mail: `/api/v1/auth/password/forgot` and `.../reset` (self-service
+//! password reset), `/api/v1/auth/email/verify` and `.../verify/resend` (confirming the address).
 
 use axum::{Router, extract::State, http::StatusCode, routing::post};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::Json;
+use super::{
+    auth::User,
+    extract::{CurrentUser, Json},
+};
 use crate::{
     app::AppState,
     edge::{
@@ -14,10 +18,13 @@ use crate::{
     },
 };
 
-/// Rate-limited per client address, like the other unauthenticated endpoints.
+/// The unauthenticated ones rate-limited per client address, like the other unauthenticated endpoints.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let routes = Router::new().route("/auth/password/forgot", post(forgot)).route("/auth/password/reset", post(reset));
-    rate_limit::limited(routes, state)
+    let routes = Router::new()
+        .route("/auth/password/forgot", post(forgot))
+        .route("/auth/password/reset", post(reset))
+        .route("/auth/email/verify", post(verify));
+    rate_limit::limited(routes, state).route("/auth/email/verify/resend", post(resend_verification))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -64,4 +71,41 @@ async fn reset(
 ) -> Result<StatusCode, ApiError> {
     app.reset_password(&body.token, &body.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// The `token` of the link in the mail.
+    pub token: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The address is confirmed", body = User),
+        (status = 400, description = "`invalid_token`: unknown, expired or used link", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+async fn verify(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<VerifyRequest>,
+) -> Result<axum::Json<User>, ApiError> {
+    Ok(axum::Json(app.verify_email(&body.token, &client).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/email/verify/resend", tag = "auth",
+    security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 202, description = "A new link is on its way, unless the address is confirmed or three were \
+            sent this hour"),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "Mail is off on this server", body = ErrorBody),
+    ))]
+async fn resend_verification(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    app.resend_verification(&auth, &client).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
 }

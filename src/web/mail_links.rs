@@ -1,5 +1,6 @@
-//! `/forgot-password` and `/reset-password`: the password-reset flow for people. A GET never spends a link
-//! (mail scanners open links): the page posts a form, which the service checks.
+//! The pages that mailed links open: `/forgot-password` and `/reset-password` (the password-reset flow),
+//! `/verify-email` (confirming the address). A GET never spends a link (mail scanners open links): the
+//! page posts a form, which the service checks.
 
 use askama::Template;
 use axum::{
@@ -23,11 +24,14 @@ use crate::{
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let limited =
-        Router::new().route("/forgot-password", post(forgot_submit)).route("/reset-password", post(reset_submit));
+    let limited = Router::new()
+        .route("/forgot-password", post(forgot_submit))
+        .route("/reset-password", post(reset_submit))
+        .route("/verify-email", post(verify_submit));
     rate_limit::limited(limited, state)
         .route("/forgot-password", get(forgot_page))
         .route("/reset-password", get(reset_page))
+        .route("/verify-email", get(verify_page))
 }
 
 #[derive(Template)]
@@ -128,4 +132,35 @@ async fn reset_submit(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "verify_email.html")]
+struct VerifyPage {
+    csrf: String,
+    token: String,
+}
+
+async fn verify_page(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let (csrf, cookie) = form_session(&app, browser);
+    with_cookies(render(StatusCode::OK, &VerifyPage { csrf, token: query.token }), cookie)
+}
+
+#[derive(Deserialize)]
+struct VerifyForm {
+    token: String,
+}
+
+async fn verify_submit(
+    State(app): State<AppState>,
+    ClientInfo(who): ClientInfo,
+    SessionForm(_, form): SessionForm<VerifyForm>,
+) -> Result<Response, PageError> {
+    let user = app.verify_email(&form.token, &who).await?;
+    let message = format!("{} is confirmed as the address of your account.", user.email);
+    Ok(ErrorPage::new(StatusCode::OK, "Your address is confirmed", &message).into_response())
 }

@@ -1,0 +1,81 @@
+//! Email verification through a real SMTP server: registration mails a link, the link confirms the address
+//! once (API and page), a resend replaces it, and accounts made by an operator count as confirmed.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    helpers::{PASSWORD, TestApp, csrf_of, expect_error, expect_json},
+    on_both,
+    smtp::{Sink, with_mail},
+};
+
+fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().to_string()
+}
+
+async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
+    app.post_json("/auth/email/verify", &json!({"token": token})).await
+}
+
+async fn registration_mails_a_link_that_confirms_the_address(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (email, pair) = app.new_user().await;
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(pair["user"]["email_verified"], false, "{pair}");
+    let mail = sink.message(0, "Confirm").await;
+    assert!(mail.header("To").unwrap().contains(&email));
+    assert!(mail.header("Subject").unwrap().contains("Confirm your email address"));
+    let first = token_of(&mail.link(&app.services.config.issuer, "/verify-email?token="));
+
+    let r = app.post_bearer("/auth/email/verify/resend", access).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let second = token_of(&sink.message(1, "Confirm").await.link(&app.services.config.issuer, "/verify-email?token="));
+    expect_error(verify(app, &first).await, StatusCode::BAD_REQUEST, "invalid_token").await;
+    let user = expect_json(verify(app, &second).await, StatusCode::OK).await;
+    assert_eq!((&user["email"], &user["email_verified"]), (&json!(email), &json!(true)));
+    expect_error(verify(app, &second).await, StatusCode::BAD_REQUEST, "invalid_token").await;
+    let me = expect_json(app.me(access).await, StatusCode::OK).await;
+    assert_eq!(me["email_verified"], true);
+    // Confirmed: a resend sends nothing.
+    assert_eq!(app.post_bearer("/auth/email/verify/resend", access).await.status(), StatusCode::ACCEPTED);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.count("Confirm"), 2);
+}
+on_both!(registration_mails_a_link_that_confirms_the_address, with_mail);
+
+async fn the_page_confirms_with_its_form_only(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (_, pair) = app.new_user().await;
+    let token = token_of(&sink.message(0, "Confirm").await.link(&app.services.config.issuer, "/verify-email?token="));
+    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let page =
+        browser.get(app.url(&format!("/verify-email?token={token}"))).send().await.unwrap().text().await.unwrap();
+    let me = expect_json(app.me(pair["access_token"].as_str().unwrap()).await, StatusCode::OK).await;
+    assert_eq!(me["email_verified"], false, "opening the link confirms nothing");
+    let form = [("csrf", csrf_of(&page)), ("token", token)];
+    let r = browser.post(app.url("/verify-email")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Your address is confirmed"));
+    let me = expect_json(app.me(pair["access_token"].as_str().unwrap()).await, StatusCode::OK).await;
+    assert_eq!(me["email_verified"], true);
+}
+on_both!(the_page_confirms_with_its_form_only, with_mail);
+
+async fn without_mail_there_is_nothing_to_resend(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let r = app.post_bearer("/auth/email/verify/resend", pair["access_token"].as_str().unwrap()).await;
+    expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let made = app
+        .services
+        .create_user(
+            "made-by-operator@example.com",
+            None,
+            latchkey::domain::roles::Role::Viewer,
+            latchkey::service::accounts::InitialPassword::Plain(PASSWORD),
+        )
+        .await
+        .unwrap();
+    assert!(made.email_verified, "an operator vouches for the address");
+}
+on_both!(without_mail_there_is_nothing_to_resend);
