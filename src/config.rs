@@ -98,6 +98,8 @@ pub struct Config {
     pub mail_from: Option<String>,
     /// How long a password-reset link works.
     pub reset_ttl: Duration,
+    /// Self-registered accounts sign in only once their address is confirmed (needs mail).
+    pub require_email_verification: bool,
 }
 
 impl Default for Config {
@@ -132,6 +134,7 @@ impl Default for Config {
             smtp_url: None,
             mail_from: None,
             reset_ttl: Duration::from_secs(1800),
+            require_email_verification: false,
             outbox_poll: Duration::from_secs(1),
             outbox_retry: Duration::from_secs(2),
             log_json: false,
@@ -185,6 +188,7 @@ const KNOWN: &[&str] = &[
     "LATCHKEY_SMTP_URL",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_RESET_TTL_SECONDS",
+    "LATCHKEY_REQUIRE_EMAIL_VERIFICATION",
 ];
 
 impl Config {
@@ -253,6 +257,11 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {e}"))?;
         }
         c.metrics_token = get("LATCHKEY_METRICS_TOKEN").filter(|t| !t.is_empty());
+        c.require_email_verification = match get("LATCHKEY_REQUIRE_EMAIL_VERIFICATION").as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => bail!("LATCHKEY_REQUIRE_EMAIL_VERIFICATION must be true or false, got {other:?}"),
+        };
         c.admin_require_mfa = match get("LATCHKEY_ADMIN_REQUIRE_MFA").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,
@@ -334,6 +343,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.require_email_verification && self.smtp_url.is_none() {
+            bail!("LATCHKEY_REQUIRE_EMAIL_VERIFICATION needs mail: set LATCHKEY_SMTP_URL too");
+        }
         argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
         if self.access_ttl > self.refresh_ttl {
@@ -424,6 +436,15 @@ mod tests {
         assert!(Config::from_lookup(short).is_err());
         let repeated = env(&[("LATCHKEY_JWT_ALG", "HS256"), ("LATCHKEY_JWT_HS256_SECRET", &"61".repeat(32))]);
         assert!(Config::from_lookup(repeated).is_err());
+    }
+
+    #[test]
+    fn required_verification_needs_mail() {
+        let without = Config::from_lookup(env(&[("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")])).unwrap_err();
+        assert!(without.to_string().contains("LATCHKEY_SMTP_URL"));
+        let with = env(&[("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true"), ("LATCHKEY_SMTP_URL", "smtp://relay:25")]);
+        assert!(Config::from_lookup(with).unwrap().require_email_verification);
+        assert!(Config::from_lookup(env(&[("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "maybe")])).is_err());
     }
 
     #[test]

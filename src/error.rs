@@ -28,6 +28,9 @@ pub enum Error {
     Forbidden,
     #[error("inactive user")]
     InactiveUser,
+    /// A correct password for an account whose address is not confirmed, where that is required.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// The action needs a session that passed the second factor.
     #[error("mfa required")]
     MfaRequired,

@@ -99,6 +99,7 @@ impl ApiError {
             Error::WrongPassword => "wrong_password",
             Error::Forbidden => "forbidden",
             Error::InactiveUser => "inactive_user",
+            Error::EmailNotVerified => "email_not_verified",
             Error::MfaRequired => "mfa_required",
             Error::InvalidCode { .. } => "invalid_code",
             Error::NotFound => "not_found",
@@ -131,6 +132,11 @@ impl From<Error> for ApiError {
             Error::WrongPassword => Self::new(S::BAD_REQUEST, "wrong_password", "The current password is not correct."),
             Error::Forbidden => Self::new(S::FORBIDDEN, "forbidden", "You are not allowed to do this."),
             Error::InactiveUser => Self::new(S::FORBIDDEN, "inactive_user", "This account has been deactivated."),
+            Error::EmailNotVerified => Self::new(
+                S::FORBIDDEN,
+                "email_not_verified",
+                "Confirm your email address first: follow the link in the mail we sent.",
+            ),
             Error::MfaRequired => {
                 Self::new(S::FORBIDDEN, "mfa_required", "Sign in with your second factor to do this.")
             }

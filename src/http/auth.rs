@@ -161,8 +161,9 @@ pub struct RegisterRequest {
 #[derive(Serialize, ToSchema)]
 pub struct RegisterResponse {
     pub user: User,
+    /// Absent when addresses must be confirmed before signing in (`LATCHKEY_REQUIRE_EMAIL_VERIFICATION`).
     #[serde(flatten)]
-    pub tokens: TokenPair,
+    pub tokens: Option<TokenPair>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -192,7 +193,7 @@ async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     let new = NewAccount { email: &body.email, username: body.username.as_deref(), password: &body.password };
     let (user, tokens) = app.register(new, &client).await?;
-    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: user.into(), tokens: tokens.into() })))
+    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: user.into(), tokens: tokens.map(Into::into) })))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
@@ -204,7 +205,7 @@ async fn register(
         (status = 200, description = "Signed in, or (with two-factor authentication on) a second factor owed", body = LoginResponse),
         (status = 400, description = "Malformed body or grant type", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown user or wrong password, one answer", body = ErrorBody),
-        (status = 403, description = "`inactive_user`, after a correct password", body = ErrorBody),
+        (status = 403, description = "`inactive_user`, or `email_not_verified` where confirmed addresses are required, after a correct password", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 429, description = "`account_locked` (with `Retry-After`); `too_many_attempts` (`Retry-After: 1`): as many sign-ins for this identifier as the lockout threshold are being checked; `rate_limited`", body = ErrorBody),
         (status = 503, description = "Database unavailable, or too many password checks waiting (`Retry-After`)", body = ErrorBody),

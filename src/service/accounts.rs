@@ -38,8 +38,9 @@ pub enum InitialPassword<'a> {
 }
 
 impl Services {
-    /// Self-registration: a `viewer` account, signed in at once.
-    pub async fn register(&self, new: NewAccount<'_>, client: &Client) -> Result<(UserRecord, IssuedTokens)> {
+    /// Self-registration: a `viewer` account, signed in at once, unless addresses must be confirmed first
+    /// (`LATCHKEY_REQUIRE_EMAIL_VERIFICATION`): then no session, only the mail.
+    pub async fn register(&self, new: NewAccount<'_>, client: &Client) -> Result<(UserRecord, Option<IssuedTokens>)> {
         let (email, username) = self.validate_account(&new, &InitialPassword::Plain(new.password))?;
         // email_taken is the documented exception to "no enumeration"; answering it before hashing saves the work.
         if users::email_exists(self.db.pool(), &email).await? {
@@ -52,7 +53,11 @@ impl Services {
             self.queue_verification(&mut tx, &user, client).await?;
         }
         audit::record(&mut tx, client, Event::success("register", user.id)).await?;
-        let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
+        let tokens = if self.config.require_email_verification {
+            None
+        } else {
+            Some(self.open_session(&mut tx, &user, &["pwd"], client).await?)
+        };
         tx.commit().await?;
         Ok((user, tokens))
     }
@@ -179,6 +184,12 @@ impl Services {
             let event = Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user");
             self.record_alone(client, event).await?;
             return Err(Error::InactiveUser);
+        }
+        if self.config.require_email_verification && !user.email_verified {
+            self.release_attempt(&attempt).await?;
+            let event = Event::failure("login_failed", Some(user.id)).with("reason", "email_not_verified");
+            self.record_alone(client, event).await?;
+            return Err(Error::EmailNotVerified);
         }
         // A hash upgrade that cannot run now (a full queue) waits for the next login; the sign-in goes on.
         let upgraded = if rehash { self.passwords.hash(password).await.ok() } else { None };

@@ -207,9 +207,18 @@ impl Services {
         self.web_signed_in(current, tokens).await
     }
 
-    pub async fn web_register(&self, current: &BrowserSession, new: NewAccount<'_>, client: &Client) -> Result<Step> {
+    /// A registration, signed in at once; `None` when the address must be confirmed first.
+    pub async fn web_register(
+        &self,
+        current: &BrowserSession,
+        new: NewAccount<'_>,
+        client: &Client,
+    ) -> Result<Option<Step>> {
         let (_, tokens) = self.register(new, client).await?;
-        self.web_signed_in(current, tokens).await
+        match tokens {
+            Some(tokens) => self.web_signed_in(current, tokens).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Ends the sign-in behind the browser session (as `/auth/logout` does) and forgets the session.

@@ -272,7 +272,13 @@ async fn register_submit(
 ) -> Result<Response, PageError> {
     let new = NewAccount { email: &form.email, username: Some(form.username.as_str()), password: &form.password };
     match app.web_register(&session, new, &client).await {
-        Ok(step) => Ok(stepped(&app, step, "/account")),
+        Ok(Some(step)) => Ok(stepped(&app, step, "/account")),
+        Ok(None) => Ok(ErrorPage::new(
+            StatusCode::CREATED,
+            "Check your mail",
+            "Your account is made. Follow the link we mailed you to confirm the address, then sign in.",
+        )
+        .into_response()),
         Err(e) => {
             let mut page = RegisterPage {
                 csrf: session.csrf,

@@ -79,3 +79,25 @@ async fn without_mail_there_is_nothing_to_resend(app: &TestApp) {
     assert!(made.email_verified, "an operator vouches for the address");
 }
 on_both!(without_mail_there_is_nothing_to_resend);
+
+fn required(config: &mut latchkey::config::Config) {
+    with_mail(config);
+    config.require_email_verification = true;
+}
+
+/// `LATCHKEY_REQUIRE_EMAIL_VERIFICATION`: registration signs nobody in, and a correct password on an
+/// unconfirmed account is refused (a wrong one is still just wrong) until the link is followed.
+async fn required_verification_holds_the_sign_in(app: &TestApp) {
+    let sink = Sink::of(app);
+    let email = "must-confirm@example.com";
+    let registered = expect_json(app.register(email, PASSWORD).await, StatusCode::CREATED).await;
+    assert_eq!(registered["user"]["email"], email);
+    assert!(registered.get("access_token").is_none() && registered.get("refresh_token").is_none(), "{registered}");
+    expect_error(app.login(email, PASSWORD).await, StatusCode::FORBIDDEN, "email_not_verified").await;
+    expect_error(app.login(email, "not the password").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let token = token_of(&sink.message(0, "Confirm").await.link(&app.services.config.issuer, "/verify-email?token="));
+    expect_json(verify(app, &token).await, StatusCode::OK).await;
+    let pair = expect_json(app.login(email, PASSWORD).await, StatusCode::OK).await;
+    assert!(pair["access_token"].is_string());
+}
+on_both!(required_verification_holds_the_sign_in, required);
