@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::{
     Client, Services,
     audit::{self, Event},
+    mail::Notice,
     mfa::LoginOutcome,
     passwords,
     sessions::IssuedTokens,
@@ -19,7 +20,7 @@ use crate::{
     },
     error::{Error, FieldError, Result},
     store::{
-        sessions,
+        mail_tokens, sessions,
         users::{self, UserRecord},
     },
 };
@@ -226,6 +227,8 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut tx, user.id, &hash, now).await?;
+        mail_tokens::spend_all(&mut tx, user.id, mail_tokens::PASSWORD_RESET, now).await?;
+        self.queue_notice(&mut tx, &user.email, Notice::PasswordChanged, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
         audit::record(&mut tx, client, Event::success("password_changed", user.id).with("sessions_ended", ended.len()))
             .await?;

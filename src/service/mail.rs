@@ -49,6 +49,55 @@ struct LinkMailHtml<'a> {
     m: &'a LinkMail<'a>,
 }
 
+/// A security notice: something changed on the account, in case it was not its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Notice {
+    PasswordChanged,
+    PasswordReset,
+    MfaEnabled,
+    MfaDisabled,
+}
+
+impl Notice {
+    fn subject(self) -> &'static str {
+        match self {
+            Notice::PasswordChanged => "Your Latchkey password was changed",
+            Notice::PasswordReset => "Your Latchkey password was reset",
+            Notice::MfaEnabled => "Two-factor authentication is on for your Latchkey account",
+            Notice::MfaDisabled => "Two-factor authentication is off for your Latchkey account",
+        }
+    }
+
+    fn what(self, email: &str) -> String {
+        match self {
+            Notice::PasswordChanged => format!("the password of the Latchkey account {email} was changed."),
+            Notice::PasswordReset => {
+                format!("the password of the Latchkey account {email} was reset from a mailed link.")
+            }
+            Notice::MfaEnabled => format!("two-factor authentication was turned on for the Latchkey account {email}."),
+            Notice::MfaDisabled => {
+                format!("two-factor authentication was turned off for the Latchkey account {email}.")
+            }
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "mail/notice.txt")]
+struct NoticeMail<'a> {
+    subject: &'a str,
+    what: String,
+    advice: String,
+    ip: &'a str,
+    at: &'a str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "mail/notice.html")]
+struct NoticeMailHtml<'a> {
+    m: &'a NoticeMail<'a>,
+}
+
 /// How a send went wrong: a permanent refusal (5xx, a bad address) is not retried.
 pub struct SendError {
     pub permanent: bool,
@@ -143,6 +192,41 @@ impl Services {
             subject: mail.subject.to_string(),
             text: mail.render().map_err(rendering)?,
             html: LinkMailHtml { m: mail }.render().map_err(rendering)?,
+        };
+        self.queue_mail(conn, &mail, now).await
+    }
+
+    /// Queues a security notice to the account's address inside `conn`'s transaction; nothing without mail.
+    pub(crate) async fn queue_notice(
+        &self,
+        conn: &mut AnyConnection,
+        email: &str,
+        notice: Notice,
+        who: &super::Client,
+        now: i64,
+    ) -> Result<()> {
+        if !self.mail_enabled() {
+            return Ok(());
+        }
+        use askama::Template;
+        let rendering = |e: askama::Error| Error::Internal(e.into());
+        let at = crate::clock::rfc3339(now);
+        let notice = NoticeMail {
+            subject: notice.subject(),
+            what: notice.what(email),
+            advice: format!(
+                "If this was you, there is nothing to do. If not, choose a new password at {}/forgot-password \
+                 at once and tell your administrator.",
+                self.config.issuer
+            ),
+            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            at: &at,
+        };
+        let mail = Mail {
+            to: email.to_string(),
+            subject: notice.subject.to_string(),
+            text: notice.render().map_err(rendering)?,
+            html: NoticeMailHtml { m: &notice }.render().map_err(rendering)?,
         };
         self.queue_mail(conn, &mail, now).await
     }

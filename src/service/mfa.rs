@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 use super::{
     Client, Services,
     audit::{self, Event},
+    mail::Notice,
     sessions::IssuedTokens,
 };
 use crate::{
@@ -148,6 +149,7 @@ impl Services {
         }
         let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
         users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
+        self.queue_notice(&mut tx, &user.email, Notice::MfaEnabled, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
         audit::record(&mut tx, client, Event::success("mfa_enabled", user.id).with("sessions_ended", ended.len()))
             .await?;
@@ -167,6 +169,7 @@ impl Services {
         };
         mfa::delete_all(&mut tx, user.id).await?;
         users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
+        self.queue_notice(&mut tx, &user.email, Notice::MfaDisabled, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_disabled").await?;
         let event =
             Event::success("mfa_disabled", user.id).with("method", factor.amr()).with("sessions_ended", ended.len());

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     Client, Services,
     audit::{self, Event},
-    mail::LinkMail,
+    mail::{LinkMail, Notice},
 };
 use crate::{
     clock,
@@ -116,6 +116,7 @@ impl Services {
         }
         mail_tokens::spend_all(&mut tx, user.id, PASSWORD_RESET, now).await?;
         users::set_password_hash(&mut tx, user.id, &password_hash, now).await?;
+        self.queue_notice(&mut tx, &user.email, Notice::PasswordReset, who, now).await?;
         for identifier in super::lockout::identifiers_of(&user) {
             lockouts::clear(&mut tx, &identifier.lock_key()).await?;
         }

@@ -189,3 +189,34 @@ async fn without_mail_the_pages_say_so(app: &TestApp) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 on_both!(without_mail_the_pages_say_so);
+
+/// Security notices go to the account's address, with where and when; a password change also kills a reset
+/// link that was still out.
+async fn changes_to_an_account_send_notices(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (email, pair) = app.new_user().await;
+    forgot(app, &email).await;
+    let link = sink.message(0, "Reset").await.link(&app.services.config.issuer, "/reset-password?token=");
+    let access = pair["access_token"].as_str().unwrap();
+    let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+    let r = app.client.post(app.url("/auth/change-password")).bearer_auth(access).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let notice = sink.message(0, "password was changed").await;
+    assert!(notice.header("To").unwrap().contains(&email));
+    assert!(notice.text().contains("127.0.0.1") && notice.text().contains("/forgot-password"));
+    expect_error(
+        reset(app, &token_of(&link), "yet another passphrase ok").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_token",
+    )
+    .await;
+
+    let operator_link = app.services.reset_link(&email, &Default::default()).await.unwrap();
+    assert_eq!(reset(app, &token_of(&operator_link), PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    sink.message(0, "password was reset").await;
+
+    let enrolled = crate::mfa::enroll(app).await;
+    let notice = sink.message(0, "Two-factor authentication is on").await;
+    assert!(notice.header("To").unwrap().contains(&enrolled.email));
+}
+on_both!(changes_to_an_account_send_notices, with_mail);
