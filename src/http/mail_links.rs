@@ -1,5 +1,6 @@
 //! The flows that go through a link in a mail: `/api/v1/auth/password/forgot` and `.../reset` (self-service
-//! password reset), `/api/v1/auth/email/verify` and `.../verify/resend` (confirming the address).
+//! password reset), `/api/v1/auth/email/verify` and `.../verify/resend` (confirming the address),
+//! `/api/v1/auth/email/change` and `.../confirm` (a new address).
 
 use axum::{Router, extract::State, http::StatusCode, routing::post};
 use serde::Deserialize;
@@ -23,8 +24,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .route("/auth/password/forgot", post(forgot))
         .route("/auth/password/reset", post(reset))
-        .route("/auth/email/verify", post(verify));
-    rate_limit::limited(routes, state).route("/auth/email/verify/resend", post(resend_verification))
+        .route("/auth/email/verify", post(verify))
+        .route("/auth/email/confirm", post(confirm));
+    rate_limit::limited(routes, state)
+        .route("/auth/email/verify/resend", post(resend_verification))
+        .route("/auth/email/change", post(change))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -108,4 +112,48 @@ async fn resend_verification(
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     app.resend_verification(&auth, &client).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangeEmailRequest {
+    #[schema(example = "ana@new.example")]
+    pub new_email: String,
+    pub password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/email/change", tag = "auth", request_body = ChangeEmailRequest,
+    security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 202, description = "A link is on its way to the new address; nothing changes until it is followed"),
+        (status = 400, description = "`wrong_password`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`mfa_required`: two-factor authentication is on and this session did not \
+            give it", body = ErrorBody),
+        (status = 404, description = "Mail is off on this server", body = ErrorBody),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: not an email address", body = ErrorBody),
+    ))]
+async fn change(
+    State(app): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<ChangeEmailRequest>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    app.change_email(&auth, &body.new_email, &body.password, &client).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/email/confirm", tag = "auth", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The new address is the account's, confirmed; the old one was told", body = User),
+        (status = 400, description = "`invalid_token`: unknown, expired or used link", body = ErrorBody),
+        (status = 409, description = "`email_taken`: another account took the address meanwhile", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+async fn confirm(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<VerifyRequest>,
+) -> Result<axum::Json<User>, ApiError> {
+    Ok(axum::Json(app.confirm_email(&body.token, &client).await?.into()))
 }

@@ -14,7 +14,8 @@ use crate::edge::error;
     info(title = "Latchkey", description = "Self-hosted authentication: accounts, sessions, JWT access tokens."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me, auth::change_password,
-        mail_links::forgot, mail_links::reset, mail_links::verify, mail_links::resend_verification,
+        mail_links::forgot, mail_links::reset, mail_links::verify,
+        mail_links::resend_verification, mail_links::change, mail_links::confirm,
         mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
         mfa::challenge,
         sessions::list, sessions::revoke, grants::list, grants::disconnect, audit::own, audit::all,

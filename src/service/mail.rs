@@ -51,20 +51,25 @@ struct LinkMailHtml<'a> {
 
 /// A security notice: something changed on the account, in case it was not its owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Notice {
+pub(crate) enum Notice<'a> {
     PasswordChanged,
     PasswordReset,
     MfaEnabled,
     MfaDisabled,
+    /// To the old address.
+    EmailChanged {
+        to: &'a str,
+    },
 }
 
-impl Notice {
+impl Notice<'_> {
     fn subject(self) -> &'static str {
         match self {
             Notice::PasswordChanged => "Your Latchkey password was changed",
             Notice::PasswordReset => "Your Latchkey password was reset",
             Notice::MfaEnabled => "Two-factor authentication is on for your Latchkey account",
             Notice::MfaDisabled => "Two-factor authentication is off for your Latchkey account",
+            Notice::EmailChanged { .. } => "The address of your Latchkey account was changed",
         }
     }
 
@@ -77,6 +82,9 @@ impl Notice {
             Notice::MfaEnabled => format!("two-factor authentication was turned on for the Latchkey account {email}."),
             Notice::MfaDisabled => {
                 format!("two-factor authentication was turned off for the Latchkey account {email}.")
+            }
+            Notice::EmailChanged { to } => {
+                format!("the Latchkey account {email} now uses the address {to}; mail no longer comes here.")
             }
         }
     }
@@ -201,7 +209,7 @@ impl Services {
         &self,
         conn: &mut AnyConnection,
         email: &str,
-        notice: Notice,
+        notice: Notice<'_>,
         who: &super::Client,
         now: i64,
     ) -> Result<()> {

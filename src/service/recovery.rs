@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
-
 use super::{
     Client, Services,
     audit::{self, Event},
@@ -18,7 +16,7 @@ use crate::{
     error::{Error, FieldError, Result},
     store::{
         Tx, lockouts,
-        mail_tokens::{self, PASSWORD_RESET},
+        mail_tokens::{self, NewLink, PASSWORD_RESET},
         sessions,
         users::{self, UserRecord},
     },
@@ -93,7 +91,9 @@ impl Services {
     async fn new_reset_link(&self, tx: &mut Tx, user: &UserRecord, now: i64) -> Result<String> {
         let token = random::opaque_token();
         let expires_at = now + clock::duration_ms(self.config.reset_ttl);
-        mail_tokens::replace(tx, &random::token_digest(&token), PASSWORD_RESET, user.id, now, expires_at).await?;
+        let hash = random::token_digest(&token);
+        let new = NewLink { hash: &hash, purpose: PASSWORD_RESET, user_id: user.id, expires_at, new_email: None };
+        mail_tokens::replace(tx, &new, now).await?;
         Ok(format!("{}/reset-password?token={token}", self.config.issuer))
     }
 
@@ -111,7 +111,8 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         // Checked again under the row lock: of two resets with one link, one wins.
-        if mail_tokens::find_live(&mut tx, &hash, PASSWORD_RESET, now, self.db.row_lock()).await? != Some(user.id) {
+        let owner = mail_tokens::find_live(&mut tx, &hash, PASSWORD_RESET, now, self.db.row_lock()).await?;
+        if owner.map(|(id, _)| id) != Some(user.id) {
             return Err(Error::InvalidLink);
         }
         mail_tokens::spend_all(&mut tx, user.id, PASSWORD_RESET, now).await?;
@@ -130,7 +131,7 @@ impl Services {
 
     async fn reset_link_owner(&self, hash: &str, now: i64) -> Result<UserRecord> {
         let mut conn = self.db.pool().acquire().await?;
-        let owner: Option<Uuid> = mail_tokens::find_live(&mut conn, hash, PASSWORD_RESET, now, "").await?;
+        let owner = mail_tokens::find_live(&mut conn, hash, PASSWORD_RESET, now, "").await?.map(|(id, _)| id);
         let user = match owner {
             Some(id) => users::find_by_id(&mut *conn, id).await?,
             None => None,

@@ -1,18 +1,19 @@
-//! Email verification: registration (with mail on) mails a link that confirms the address; the person can
-//! ask for it again; `email_verified` then shows on the account and in OpenID Connect's claims.
+//! Confirming addresses: registration (with mail on) mails a link that confirms the address, which the
+//! person can ask for again; `email_verified` then shows on the account and in OpenID Connect's claims. A
+//! new address is confirmed the same way, from a link sent to it, and the old address is told.
 
 use super::{
     Client, Services,
     audit::{self, Event},
-    mail::LinkMail,
+    mail::{LinkMail, Notice},
 };
 use crate::{
     clock,
-    domain::{random, tokens::AccessClaims},
+    domain::{identity, random, tokens::AccessClaims},
     error::{Error, Result},
     store::{
         Tx,
-        mail_tokens::{self, EMAIL_VERIFICATION},
+        mail_tokens::{self, EMAIL_CHANGE, EMAIL_VERIFICATION, NewLink},
         users::{self, UserRecord},
     },
 };
@@ -28,7 +29,14 @@ impl Services {
         let now = clock::now_ms();
         let token = random::opaque_token();
         let hash = random::token_digest(&token);
-        mail_tokens::replace(tx, &hash, EMAIL_VERIFICATION, user.id, now, now + VERIFY_TTL_MS).await?;
+        let new = NewLink {
+            hash: &hash,
+            purpose: EMAIL_VERIFICATION,
+            user_id: user.id,
+            expires_at: now + VERIFY_TTL_MS,
+            new_email: None,
+        };
+        mail_tokens::replace(tx, &new, now).await?;
         let link = format!("{}/verify-email?token={token}", self.config.issuer);
         let at = clock::rfc3339(now);
         let mail = LinkMail {
@@ -70,7 +78,7 @@ impl Services {
         let hash = random::token_digest(token);
         let mut tx = self.db.begin().await?;
         let lock = self.db.row_lock();
-        let Some(user_id) = mail_tokens::find_live(&mut tx, &hash, EMAIL_VERIFICATION, now, lock).await? else {
+        let Some((user_id, _)) = mail_tokens::find_live(&mut tx, &hash, EMAIL_VERIFICATION, now, lock).await? else {
             return Err(Error::InvalidLink);
         };
         let Some(mut user) = users::find_by_id(&mut *tx, user_id).await? else { return Err(Error::InvalidLink) };
@@ -79,6 +87,74 @@ impl Services {
         audit::record(&mut tx, who, Event::success("email_verified", user.id)).await?;
         tx.commit().await?;
         user.email_verified = true;
+        self.remembered.forget_users();
+        Ok(user)
+    }
+
+    /// `POST /auth/email/change`: needs the password (and a second-factor session when MFA is on); mails a
+    /// link to the new address, which changes nothing until it is followed.
+    pub async fn change_email(&self, auth: &AccessClaims, new_email: &str, password: &str, who: &Client) -> Result<()> {
+        if !self.mail_enabled() {
+            return Err(Error::NotFound);
+        }
+        let user = self.user(auth.sub).await?;
+        self.require_step_up(auth, &user)?;
+        let new_email = identity::normalize_email(new_email).map_err(|m| Error::invalid_field("new_email", m))?;
+        self.check_current_password(&user, password, who, "email_change_requested").await?;
+        if users::email_exists(self.db.pool(), &new_email).await? {
+            return Err(Error::Conflict { code: "email_taken", message: "An account with that email already exists." });
+        }
+        let now = clock::now_ms();
+        let token = random::opaque_token();
+        let hash = random::token_digest(&token);
+        let new = NewLink {
+            hash: &hash,
+            purpose: EMAIL_CHANGE,
+            user_id: user.id,
+            expires_at: now + VERIFY_TTL_MS,
+            new_email: Some(&new_email),
+        };
+        let link = format!("{}/confirm-email?token={token}", self.config.issuer);
+        let at = clock::rfc3339(now);
+        let mail = LinkMail {
+            subject: "Confirm the new address of your Latchkey account",
+            intro: format!(
+                "please confirm that {new_email} is to be the address of the Latchkey account {}.",
+                user.email
+            ),
+            action: "Confirm the new address",
+            link: &link,
+            validity: "within 24 hours".into(),
+            ignore: "If you did not ask for this, ignore this mail: the account keeps its address.",
+            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            at: &at,
+        };
+        let mut tx = self.db.begin().await?;
+        mail_tokens::replace(&mut tx, &new, now).await?;
+        self.queue_link_mail(&mut tx, &new_email, &mail, now).await?;
+        audit::record(&mut tx, who, Event::success("email_change_requested", user.id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `POST /auth/email/confirm`: the link sent to the new address makes it the account's, confirmed; the
+    /// old address gets a notice.
+    pub async fn confirm_email(&self, token: &str, who: &Client) -> Result<UserRecord> {
+        let now = clock::now_ms();
+        let hash = random::token_digest(token);
+        let mut tx = self.db.begin().await?;
+        let lock = self.db.row_lock();
+        let Some((user_id, Some(new_email))) = mail_tokens::find_live(&mut tx, &hash, EMAIL_CHANGE, now, lock).await?
+        else {
+            return Err(Error::InvalidLink);
+        };
+        let Some(mut user) = users::find_by_id(&mut *tx, user_id).await? else { return Err(Error::InvalidLink) };
+        mail_tokens::spend_all(&mut tx, user.id, EMAIL_CHANGE, now).await?;
+        users::set_email(&mut tx, user.id, &new_email, now).await?;
+        self.queue_notice(&mut tx, &user.email, Notice::EmailChanged { to: &new_email }, who, now).await?;
+        audit::record(&mut tx, who, Event::success("email_changed", user.id)).await?;
+        tx.commit().await?;
+        (user.email, user.email_verified) = (new_email, true);
         self.remembered.forget_users();
         Ok(user)
     }

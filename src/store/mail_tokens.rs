@@ -8,26 +8,30 @@ use crate::error::Result;
 
 pub const PASSWORD_RESET: &str = "password_reset";
 pub const EMAIL_VERIFICATION: &str = "email_verification";
+pub const EMAIL_CHANGE: &str = "email_change";
 
-/// Stores a new link of `purpose` for the user, and spends the older ones of the same purpose: only the
-/// newest link works.
-pub async fn replace(
-    conn: &mut AnyConnection,
-    hash: &str,
-    purpose: &str,
-    user_id: Uuid,
-    now: i64,
-    expires_at: i64,
-) -> Result<()> {
-    spend_all(conn, user_id, purpose, now).await?;
+/// A link to store: its hash, what it is for, whose, until when, and (for an email change) the new address.
+pub struct NewLink<'a> {
+    pub hash: &'a str,
+    pub purpose: &'a str,
+    pub user_id: Uuid,
+    pub expires_at: i64,
+    pub new_email: Option<&'a str>,
+}
+
+/// Stores a new link, and spends the user's older ones of the same purpose: only the newest link works.
+pub async fn replace(conn: &mut AnyConnection, link: &NewLink<'_>, now: i64) -> Result<()> {
+    spend_all(conn, link.user_id, link.purpose, now).await?;
     sqlx::query(
-        "INSERT INTO mail_tokens (token_hash, purpose, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO mail_tokens (token_hash, purpose, user_id, created_at, expires_at, new_email)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(hash)
-    .bind(purpose)
-    .bind(user_id.to_string())
+    .bind(link.hash)
+    .bind(link.purpose)
+    .bind(link.user_id.to_string())
     .bind(now)
-    .bind(expires_at)
+    .bind(link.expires_at)
+    .bind(link.new_email)
     .execute(conn)
     .await?;
     Ok(())
@@ -45,17 +49,17 @@ pub async fn count_since<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, purpose: &
     Ok(n)
 }
 
-/// The user a live (unspent, unexpired) link of `purpose` belongs to. `lock` holds the row until the
-/// transaction ends, so two uses of one link cannot both pass.
+/// The user a live (unspent, unexpired) link of `purpose` belongs to, and the address it carries. `lock`
+/// holds the row until the transaction ends, so two uses of one link cannot both pass.
 pub async fn find_live(
     conn: &mut AnyConnection,
     hash: &str,
     purpose: &str,
     now: i64,
     lock: &str,
-) -> Result<Option<Uuid>> {
-    let row: Option<(String,)> = sqlx::query_as(&format!(
-        "SELECT user_id FROM mail_tokens
+) -> Result<Option<(Uuid, Option<String>)>> {
+    let row: Option<(String, Option<String>)> = sqlx::query_as(&format!(
+        "SELECT user_id, new_email FROM mail_tokens
          WHERE token_hash = $1 AND purpose = $2 AND spent_at IS NULL AND expires_at > $3 {lock}"
     ))
     .bind(hash)
@@ -63,7 +67,7 @@ pub async fn find_live(
     .bind(now)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(id,)| parse_id(&id)).transpose()?)
+    Ok(row.map(|(id, email)| Ok::<_, sqlx::Error>((parse_id(&id)?, email))).transpose()?)
 }
 
 /// Spends every unspent link of `purpose` of the user (a reset done, a password changed).

@@ -85,19 +85,35 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
     .bind(user.created_at)
     .execute(conn)
     .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+    result.map(|_| ()).map_err(taken)
+}
+
+/// A unique violation on `users` is a conflict, not an internal error.
+fn taken(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
             // PostgreSQL names the constraint; SQLite names the column in its message.
             let which = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
-            Err(if which.contains("username") {
+            if which.contains("username") {
                 Error::Conflict { code: "username_taken", message: "That username is already taken." }
             } else {
                 Error::Conflict { code: "email_taken", message: "An account with that email already exists." }
-            })
+            }
         }
-        Err(e) => Err(e.into()),
+        e => e.into(),
     }
+}
+
+/// A new, confirmed address for the account; one another account has is a conflict.
+pub async fn set_email(conn: &mut AnyConnection, id: Uuid, email: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE users SET email = $1, email_verified = 1, updated_at = $2 WHERE id = $3")
+        .bind(email)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(taken)
 }
 
 async fn fetch_one_where<'e>(ex: impl AnyExecutor<'e>, clause: &str, value: String) -> Result<Option<UserRecord>> {

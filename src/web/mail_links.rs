@@ -1,5 +1,5 @@
 //! The pages that mailed links open: `/forgot-password` and `/reset-password` (the password-reset flow),
-//! `/verify-email` (confirming the address). A GET never spends a link (mail scanners open links): the
+//! `/verify-email` (confirming the address), `/confirm-email` (a new address). A GET never spends a link (mail scanners open links): the
 //! page posts a form, which the service checks.
 
 use askama::Template;
@@ -27,11 +27,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let limited = Router::new()
         .route("/forgot-password", post(forgot_submit))
         .route("/reset-password", post(reset_submit))
-        .route("/verify-email", post(verify_submit));
+        .route("/verify-email", post(verify_submit))
+        .route("/confirm-email", post(confirm_submit));
     rate_limit::limited(limited, state)
         .route("/forgot-password", get(forgot_page))
         .route("/reset-password", get(reset_page))
         .route("/verify-email", get(verify_page))
+        .route("/confirm-email", get(confirm_page))
 }
 
 #[derive(Template)]
@@ -134,11 +136,25 @@ async fn reset_submit(
     }
 }
 
+/// The page a confirming link opens: one button that posts the token to `action`.
 #[derive(Template)]
 #[template(path = "verify_email.html")]
-struct VerifyPage {
+struct ConfirmPage {
     csrf: String,
     token: String,
+    action: &'static str,
+    heading: &'static str,
+}
+
+fn confirm_form(
+    app: &AppState,
+    browser: Option<Browser>,
+    token: String,
+    action: &'static str,
+    heading: &'static str,
+) -> Response {
+    let (csrf, cookie) = form_session(app, browser);
+    with_cookies(render(StatusCode::OK, &ConfirmPage { csrf, token, action, heading }), cookie)
 }
 
 async fn verify_page(
@@ -146,8 +162,15 @@ async fn verify_page(
     browser: Option<Browser>,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    let (csrf, cookie) = form_session(&app, browser);
-    with_cookies(render(StatusCode::OK, &VerifyPage { csrf, token: query.token }), cookie)
+    confirm_form(&app, browser, query.token, "/verify-email", "Confirm your email address")
+}
+
+async fn confirm_page(
+    State(app): State<AppState>,
+    browser: Option<Browser>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    confirm_form(&app, browser, query.token, "/confirm-email", "Confirm the new address of your account")
 }
 
 #[derive(Deserialize)]
@@ -163,4 +186,14 @@ async fn verify_submit(
     let user = app.verify_email(&form.token, &who).await?;
     let message = format!("{} is confirmed as the address of your account.", user.email);
     Ok(ErrorPage::new(StatusCode::OK, "Your address is confirmed", &message).into_response())
+}
+
+async fn confirm_submit(
+    State(app): State<AppState>,
+    ClientInfo(who): ClientInfo,
+    SessionForm(_, form): SessionForm<VerifyForm>,
+) -> Result<Response, PageError> {
+    let user = app.confirm_email(&form.token, &who).await?;
+    let message = format!("Your account's address is now {}.", user.email);
+    Ok(ErrorPage::new(StatusCode::OK, "The new address is confirmed", &message).into_response())
 }

@@ -101,3 +101,57 @@ async fn required_verification_holds_the_sign_in(app: &TestApp) {
     assert!(pair["access_token"].is_string());
 }
 on_both!(required_verification_holds_the_sign_in, required);
+
+async fn change_email(app: &TestApp, access: &str, new_email: &str, password: &str) -> reqwest::Response {
+    let body = json!({"new_email": new_email, "password": password});
+    app.client.post(app.url("/auth/email/change")).bearer_auth(access).json(&body).send().await.unwrap()
+}
+
+/// A new address takes effect only from the link sent to it; the old address is told; a wrong password, a
+/// taken address and a used link are refused.
+async fn a_new_address_is_confirmed_from_itself(app: &TestApp) {
+    let sink = Sink::of(app);
+    let (old, pair) = app.new_user().await;
+    let (taken, _) = app.new_user().await;
+    let access = pair["access_token"].as_str().unwrap();
+    let new = format!("new-{old}");
+    expect_error(change_email(app, access, &new, "wrong password").await, StatusCode::BAD_REQUEST, "wrong_password")
+        .await;
+    expect_error(change_email(app, access, &taken, PASSWORD).await, StatusCode::CONFLICT, "email_taken").await;
+    expect_error(
+        change_email(app, access, "not-an-address", PASSWORD).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(change_email(app, access, &new, PASSWORD).await.status(), StatusCode::ACCEPTED);
+    let mail = sink.message(0, "new address").await;
+    assert!(mail.header("To").unwrap().contains(&new), "sent to the new address");
+    let me = expect_json(app.me(access).await, StatusCode::OK).await;
+    assert_eq!(me["email"], old.as_str(), "nothing changes before the link is followed");
+
+    let token = token_of(&mail.link(&app.services.config.issuer, "/confirm-email?token="));
+    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let page =
+        browser.get(app.url(&format!("/confirm-email?token={token}"))).send().await.unwrap().text().await.unwrap();
+    let r = browser
+        .post(app.url("/confirm-email"))
+        .form(&[("csrf", csrf_of(&page)), ("token", token.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let me = expect_json(app.me(access).await, StatusCode::OK).await;
+    assert_eq!((&me["email"], &me["email_verified"]), (&json!(new), &json!(true)));
+    let notice = sink.message(0, "address of your Latchkey account was changed").await;
+    assert!(notice.header("To").unwrap().contains(&old) && notice.text().contains(&new));
+    expect_error(
+        app.post_json("/auth/email/confirm", &json!({"token": token})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_token",
+    )
+    .await;
+    assert_eq!(app.login(&new, PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(app.login(&old, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+}
+on_both!(a_new_address_is_confirmed_from_itself, with_mail);
