@@ -1,4 +1,4 @@
-//! `/api/v1/admin/users*`: administrators list, inspect and change accounts.
+//! `/api/v1/admin/users*`: administrators list, inspect and change accounts; `/api/v1/admin/mail/test`.
 
 use axum::{
     Router,
@@ -29,6 +29,61 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/unlock", post(unlock))
         .route("/admin/users/{id}/mfa/reset", post(reset_mfa))
         .route("/admin/users/{id}/sessions", delete(end_sessions))
+        .route("/admin/users/{id}/reset-link", post(reset_link))
+        .route("/admin/mail/test", post(mail_test))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResetLink {
+    /// `ISSUER/reset-password?token=...`: single use, `LATCHKEY_RESET_TTL_SECONDS`; older links stop working.
+    pub link: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/reset-link", tag = "admin", security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 200, description = "A one-time reset link to hand to the user (works with mail off too)", body = ResetLink),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn reset_link(
+    State(app): State<AppState>,
+    RequirePermission(admin, _): RequirePermission<UsersWrite>,
+    ClientInfo(client): ClientInfo,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<ResetLink>, ApiError> {
+    Ok(axum::Json(ResetLink { link: app.admin_reset_link(Actor::Admin(admin.sub), id, &client).await? }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MailTest {
+    #[schema(example = "ops@example.com")]
+    pub to: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MailTestResult {
+    pub sent: bool,
+    /// The SMTP server's answer, or why the send failed.
+    pub answer: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/mail/test", tag = "admin", request_body = MailTest,
+    security(("bearer" = []), ("password" = [])),
+    responses(
+        (status = 200, description = "Sent at once (not queued); what the SMTP server said", body = MailTestResult),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "Mail is off on this server", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: not an address", body = ErrorBody)))]
+async fn mail_test(
+    State(app): State<AppState>,
+    RequirePermission(admin, _): RequirePermission<UsersWrite>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<MailTest>,
+) -> Result<axum::Json<MailTestResult>, ApiError> {
+    let result = app.send_test_mail(Actor::Admin(admin.sub), &body.to, &client).await?;
+    let (sent, answer) = match result {
+        Ok(answer) => (true, answer),
+        Err(why) => (false, why),
+    };
+    Ok(axum::Json(MailTestResult { sent, answer }))
 }
 
 #[derive(Deserialize, IntoParams)]

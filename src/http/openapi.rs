@@ -19,7 +19,7 @@ use crate::edge::error;
         mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
         mfa::challenge,
         sessions::list, sessions::revoke, grants::list, grants::disconnect, audit::own, audit::all,
-        admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions,
+        admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions, admin::reset_link, admin::mail_test,
         clients::create, clients::list, clients::show, clients::update, clients::remove, clients::rotate_secret,
         orgs::create, orgs::list, orgs::show, orgs::members, orgs::set_member, orgs::remove_member,
         orgs::invitations, orgs::accept_invitation, orgs::remove_invitation,

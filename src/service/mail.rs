@@ -143,7 +143,8 @@ impl Mailer {
         }
     }
 
-    async fn send(&self, mail: &Mail) -> Result<(), SendError> {
+    /// Sends `mail` now; the server's answer ("250 2.0.0 queued as ...").
+    async fn send(&self, mail: &Mail) -> Result<String, SendError> {
         let hopeless = |message: String| SendError { permanent: true, message };
         let to: Mailbox = mail.to.parse().map_err(|e| hopeless(format!("bad address: {e}")))?;
         let message = Message::builder()
@@ -154,7 +155,7 @@ impl Mailer {
             .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
             .map_err(|e| hopeless(format!("cannot build the message: {e}")))?;
         match self.transport.send(message).await {
-            Ok(_) => Ok(()),
+            Ok(answer) => Ok(format!("{} {}", answer.code(), answer.message().collect::<Vec<_>>().join(" "))),
             Err(e) => Err(SendError { permanent: e.is_permanent(), message: e.to_string() }),
         }
     }
@@ -249,7 +250,28 @@ impl Services {
         let sealed = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|_| hopeless("unreadable"))?;
         let json = self.sealer.open(&sealed, SEAL_PURPOSE).map_err(|_| hopeless("does not open with this key"))?;
         let mail: Mail = serde_json::from_slice(&json).map_err(|_| hopeless("unreadable"))?;
-        mailer.send(&mail).await
+        mailer.send(&mail).await.map(|_| ())
+    }
+
+    /// An administrator's "send a test email": sent at once, not queued, so the answer is the SMTP server's.
+    /// `Ok(Err(..))` is a send that failed, with why. 404 when mail is off.
+    pub async fn send_test_mail(
+        &self,
+        actor: super::admin::Actor,
+        to: &str,
+        who: &super::Client,
+    ) -> Result<Result<String, String>> {
+        let Some(mailer) = &self.mailer else { return Err(Error::NotFound) };
+        let to = crate::domain::identity::normalize_email(to).map_err(|m| Error::invalid_field("to", m))?;
+        let at = crate::clock::rfc3339(crate::clock::now_ms());
+        let text = format!("This is a test mail from Latchkey at {}, sent at {at}. Mail works.", self.config.issuer);
+        let mail = Mail { to, subject: "Latchkey test mail".into(), html: format!("<p>{text}</p>"), text };
+        let sent = mailer.send(&mail).await.map_err(|e| e.message);
+        let event = super::audit::Event::success_for("mail_test_sent", None)
+            .with("by", actor.name())
+            .with("delivered", sent.is_ok());
+        self.record_alone(who, event).await?;
+        Ok(sent)
     }
 }
 

@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use super::{
     Client, Services,
+    admin::Actor,
     audit::{self, Event},
     mail::{LinkMail, Notice},
 };
@@ -79,10 +82,21 @@ impl Services {
     /// `latchkey user reset-link <user>`: the same link, printed for an operator instead of mailed.
     pub async fn reset_link(&self, identifier: &str, who: &Client) -> Result<String> {
         let user = self.find_user(identifier).await?;
+        self.handed_reset_link(&user, Actor::Operator, who).await
+    }
+
+    /// An administrator's reset link for a user (the admin API), to hand over.
+    pub async fn admin_reset_link(&self, actor: Actor, id: Uuid, who: &Client) -> Result<String> {
+        let user = users::find_by_id(self.db.pool(), id).await?.ok_or(Error::NotFound)?;
+        self.handed_reset_link(&user, actor, who).await
+    }
+
+    async fn handed_reset_link(&self, user: &UserRecord, actor: Actor, who: &Client) -> Result<String> {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        let link = self.new_reset_link(&mut tx, &user, now).await?;
-        audit::record(&mut tx, who, Event::success("password_reset_requested", user.id).with("by", "operator")).await?;
+        let link = self.new_reset_link(&mut tx, user, now).await?;
+        let event = Event::success("password_reset_requested", user.id).with("by", actor.name());
+        audit::record(&mut tx, who, event).await?;
         tx.commit().await?;
         Ok(link)
     }

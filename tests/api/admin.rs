@@ -15,7 +15,7 @@ fn no_admin_mfa(c: &mut latchkey::config::Config) {
 }
 
 /// An admin made as an operator would (`latchkey user create --role admin`), signed in: its access token.
-async fn admin(app: &TestApp, email: &str) -> String {
+pub(crate) async fn admin(app: &TestApp, email: &str) -> String {
     app.services.create_user(email, None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
     token(&expect_json(app.login(email, PASSWORD).await, StatusCode::OK).await, "access_token")
 }

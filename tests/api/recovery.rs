@@ -220,3 +220,41 @@ async fn changes_to_an_account_send_notices(app: &TestApp) {
     assert!(notice.header("To").unwrap().contains(&enrolled.email));
 }
 on_both!(changes_to_an_account_send_notices, with_mail);
+
+fn mail_and_no_admin_mfa(config: &mut latchkey::config::Config) {
+    with_mail(config);
+    config.admin_require_mfa = false;
+}
+
+/// An administrator can hand a user a reset link and check that mail works (the SMTP server's own answer);
+/// a viewer can do neither.
+async fn admins_hand_out_reset_links_and_test_mail(app: &TestApp) {
+    let sink = Sink::of(app);
+    let admin = crate::admin::admin(app, "mail-admin@example.com").await;
+    let (email, pair) = app.new_user().await;
+    let viewer = pair["access_token"].as_str().unwrap();
+    let id = pair["user"]["id"].as_str().unwrap();
+    let path = format!("/api/v1/admin/users/{id}/reset-link");
+    let r = app.client.post(app.url(&path)).bearer_auth(viewer).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app.client.post(app.url(&path)).bearer_auth(&admin).send().await.unwrap();
+    let link = expect_json(r, StatusCode::OK).await["link"].as_str().unwrap().to_string();
+    assert_eq!(reset(app, &token_of(&link), NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+
+    let test = |bearer: String| {
+        let body = json!({"to": "ops@example.com"});
+        app.client.post(app.url("/api/v1/admin/mail/test")).bearer_auth(bearer).json(&body).send()
+    };
+    let viewer = expect_json(app.login(&email, NEW_PASSWORD).await, StatusCode::OK).await;
+    let viewer = viewer["access_token"].as_str().unwrap().to_string();
+    assert_eq!(test(viewer).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let answer = expect_json(test(admin.clone()).await.unwrap(), StatusCode::OK).await;
+    assert_eq!(answer["sent"], true, "{answer}");
+    assert!(answer["answer"].as_str().unwrap().starts_with("250"), "{answer}");
+    assert!(sink.message(0, "Latchkey test mail").await.header("To").unwrap().contains("ops@example.com"));
+    sink.set_down(true);
+    let answer = expect_json(test(admin).await.unwrap(), StatusCode::OK).await;
+    assert_eq!(answer["sent"], false, "{answer}");
+    assert!(answer["answer"].as_str().unwrap().contains("421"), "the server's refusal: {answer}");
+}
+on_both!(admins_hand_out_reset_links_and_test_mail, mail_and_no_admin_mfa);

@@ -62,6 +62,10 @@ fn serve(sink: &Sink, stream: TcpStream) -> std::io::Result<()> {
         let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
         match verb.as_str() {
             "EHLO" | "HELO" => out.write_all(b"250 sink.test\r\n")?,
+            // A server that went down meanwhile ends the connections its clients kept open.
+            "MAIL" if sink.down.load(Ordering::SeqCst) => {
+                return out.write_all(b"421 sink.test Service not available, closing\r\n");
+            }
             "MAIL" | "RCPT" | "RSET" | "NOOP" => out.write_all(b"250 OK\r\n")?,
             "DATA" => {
                 out.write_all(b"354 go on\r\n")?;
