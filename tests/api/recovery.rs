@@ -258,3 +258,42 @@ async fn admins_hand_out_reset_links_and_test_mail(app: &TestApp) {
     assert!(answer["answer"].as_str().unwrap().contains("421"), "the server's refusal: {answer}");
 }
 on_both!(admins_hand_out_reset_links_and_test_mail, mail_and_no_admin_mfa);
+
+/// Two instances on one PostgreSQL database, both running the delivery worker: every queued mail goes out
+/// exactly once (rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_send_each_mail_once() {
+    let Some(first) = crate::helpers::spawn(crate::helpers::Backend::Postgres, with_mail).await else {
+        eprintln!("skipped two_instances_send_each_mail_once: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let shared = &first.services.config;
+    let (database, smtp, key) = (shared.database_url.clone(), shared.smtp_url.clone(), shared.secret_key.clone());
+    let second = crate::helpers::spawn(crate::helpers::Backend::Postgres, move |c| {
+        (c.database_url, c.smtp_url, c.secret_key) = (database, smtp, key);
+    })
+    .await
+    .unwrap();
+    let sink = Sink::of(&first);
+    sink.set_down(true);
+    let mut emails = vec![];
+    for (n, app) in [&first, &second].into_iter().cycle().take(16).enumerate() {
+        let email = format!("twice-{n}@example.com");
+        assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+        assert_eq!(forgot(app, &email).await.status(), StatusCode::ACCEPTED);
+        emails.push(email);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sink.set_down(false);
+    for n in 0..16 {
+        sink.message(n, "Reset").await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.count("Reset"), 16, "each reset mail exactly once");
+    assert_eq!(sink.count("Confirm"), 16, "each verification mail exactly once");
+    for email in &emails {
+        assert_eq!(sink.count_to(email, "Reset"), 1, "{email}");
+    }
+    second.finish().await;
+    first.finish().await;
+}

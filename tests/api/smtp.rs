@@ -113,6 +113,11 @@ impl Sink {
         self.about(about).len()
     }
 
+    /// How many messages about `about` went to `to`.
+    pub fn count_to(&self, to: &str, about: &str) -> usize {
+        self.about(about).iter().filter(|m| m.header("To").is_some_and(|t| t.contains(to))).count()
+    }
+
     /// The `n`th message (from 0) whose subject contains `about`, waiting up to 5 s for it.
     pub async fn message(&self, n: usize, about: &str) -> Message {
         for _ in 0..100 {
