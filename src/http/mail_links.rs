@@ -31,6 +31,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/auth/email/change", post(change))
 }
 
+type Accepted = (StatusCode, axum::Json<serde_json::Value>);
+
+/// 202 `{}`: the mail is on its way, or (by design) nothing is said about whether it is.
+fn accepted() -> Accepted {
+    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({})))
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct ForgotRequest {
     #[schema(example = "ana@example.com")]
@@ -55,9 +62,9 @@ async fn forgot(
     State(app): State<AppState>,
     ClientInfo(client): ClientInfo,
     Json(body): Json<ForgotRequest>,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+) -> Result<Accepted, ApiError> {
     app.forgot_password(&body.email, &client)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+    Ok(accepted())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
@@ -109,9 +116,9 @@ async fn resend_verification(
     State(app): State<AppState>,
     CurrentUser(auth): CurrentUser,
     ClientInfo(client): ClientInfo,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+) -> Result<Accepted, ApiError> {
     app.resend_verification(&auth, &client).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+    Ok(accepted())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -138,9 +145,9 @@ async fn change(
     CurrentUser(auth): CurrentUser,
     ClientInfo(client): ClientInfo,
     Json(body): Json<ChangeEmailRequest>,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+) -> Result<Accepted, ApiError> {
     app.change_email(&auth, &body.new_email, &body.password, &client).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+    Ok(accepted())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/email/confirm", tag = "auth", request_body = VerifyRequest,

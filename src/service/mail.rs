@@ -13,8 +13,12 @@ use sqlx::AnyConnection;
 use super::Services;
 use crate::{
     config::Config,
+    domain::random,
     error::{Error, Result},
-    store::outbox::{self, MAIL},
+    store::{
+        mail_tokens,
+        outbox::{self, MAIL},
+    },
 };
 
 /// A message as queued: rendered when it was asked for, so the outbox needs no templates.
@@ -186,6 +190,20 @@ impl Services {
         outbox::enqueue(conn, MAIL, &payload, now).await
     }
 
+    /// Stores a new single-use link for `link`'s user and purpose (the older ones stop working) and returns
+    /// its address: `path` on the issuer, never on a request's `Host`, with the token; only its digest is kept.
+    pub(crate) async fn new_mail_link(
+        &self,
+        conn: &mut AnyConnection,
+        path: &str,
+        link: &mail_tokens::NewLink<'_>,
+        now: i64,
+    ) -> Result<String> {
+        let token = random::opaque_token();
+        mail_tokens::replace(conn, &random::token_digest(&token), link, now).await?;
+        Ok(format!("{}{path}?token={token}", self.config.issuer))
+    }
+
     /// Renders `mail` (text and HTML) for `to` and queues it inside `conn`'s transaction.
     pub(crate) async fn queue_link_mail(
         &self,
@@ -228,7 +246,7 @@ impl Services {
                  at once and tell your administrator.",
                 self.config.issuer
             ),
-            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            ip: who.ip_or_unknown(),
             at: &at,
         };
         let mail = Mail {

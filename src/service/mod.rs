@@ -46,6 +46,13 @@ pub struct Client {
     pub user_agent: Option<String>,
 }
 
+impl Client {
+    /// The client's address as mails about its requests show it.
+    pub fn ip_or_unknown(&self) -> &str {
+        self.ip.as_deref().unwrap_or("an unknown address")
+    }
+}
+
 /// Everything a flow needs, built once at start-up and shared by every request.
 pub struct Services {
     pub config: Config,

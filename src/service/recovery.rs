@@ -70,7 +70,7 @@ impl Services {
             validity: format!("within {} minutes", self.config.reset_ttl.as_secs() / 60),
             ignore: "If you did not ask for this, ignore this mail: your password stays as it is, and nobody can \
                      use the link without access to your mailbox.",
-            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            ip: who.ip_or_unknown(),
             at: &at,
         };
         self.queue_link_mail(&mut tx, &user.email, &mail, now).await?;
@@ -103,12 +103,9 @@ impl Services {
 
     /// A new reset link for the user (older ones stop working), on the issuer, never on a request's `Host`.
     async fn new_reset_link(&self, tx: &mut Tx, user: &UserRecord, now: i64) -> Result<String> {
-        let token = random::opaque_token();
         let expires_at = now + clock::duration_ms(self.config.reset_ttl);
-        let hash = random::token_digest(&token);
-        let new = NewLink { hash: &hash, purpose: PASSWORD_RESET, user_id: user.id, expires_at, new_email: None };
-        mail_tokens::replace(tx, &new, now).await?;
-        Ok(format!("{}/reset-password?token={token}", self.config.issuer))
+        let link = NewLink { purpose: PASSWORD_RESET, user_id: user.id, expires_at, new_email: None };
+        self.new_mail_link(tx, "/reset-password", &link, now).await
     }
 
     /// `POST /auth/password/reset`: a new password from a live link. A password the policy refuses leaves

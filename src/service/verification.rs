@@ -27,17 +27,9 @@ impl Services {
     /// Queues the verification mail for `user` inside `tx` (registration, or a resend).
     pub(crate) async fn queue_verification(&self, tx: &mut Tx, user: &UserRecord, who: &Client) -> Result<()> {
         let now = clock::now_ms();
-        let token = random::opaque_token();
-        let hash = random::token_digest(&token);
-        let new = NewLink {
-            hash: &hash,
-            purpose: EMAIL_VERIFICATION,
-            user_id: user.id,
-            expires_at: now + VERIFY_TTL_MS,
-            new_email: None,
-        };
-        mail_tokens::replace(tx, &new, now).await?;
-        let link = format!("{}/verify-email?token={token}", self.config.issuer);
+        let new =
+            NewLink { purpose: EMAIL_VERIFICATION, user_id: user.id, expires_at: now + VERIFY_TTL_MS, new_email: None };
+        let link = self.new_mail_link(tx, "/verify-email", &new, now).await?;
         let at = clock::rfc3339(now);
         let mail = LinkMail {
             subject: "Confirm your email address for Latchkey",
@@ -46,7 +38,7 @@ impl Services {
             link: &link,
             validity: "within 24 hours".into(),
             ignore: "If you did not make this account, ignore this mail: nothing happens without the link.",
-            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            ip: who.ip_or_unknown(),
             at: &at,
         };
         self.queue_link_mail(tx, &user.email, &mail, now).await
@@ -105,16 +97,14 @@ impl Services {
             return Err(Error::Conflict { code: "email_taken", message: "An account with that email already exists." });
         }
         let now = clock::now_ms();
-        let token = random::opaque_token();
-        let hash = random::token_digest(&token);
         let new = NewLink {
-            hash: &hash,
             purpose: EMAIL_CHANGE,
             user_id: user.id,
             expires_at: now + VERIFY_TTL_MS,
             new_email: Some(&new_email),
         };
-        let link = format!("{}/confirm-email?token={token}", self.config.issuer);
+        let mut tx = self.db.begin().await?;
+        let link = self.new_mail_link(&mut tx, "/confirm-email", &new, now).await?;
         let at = clock::rfc3339(now);
         let mail = LinkMail {
             subject: "Confirm the new address of your Latchkey account",
@@ -126,11 +116,9 @@ impl Services {
             link: &link,
             validity: "within 24 hours".into(),
             ignore: "If you did not ask for this, ignore this mail: the account keeps its address.",
-            ip: who.ip.as_deref().unwrap_or("an unknown address"),
+            ip: who.ip_or_unknown(),
             at: &at,
         };
-        let mut tx = self.db.begin().await?;
-        mail_tokens::replace(&mut tx, &new, now).await?;
         self.queue_link_mail(&mut tx, &new_email, &mail, now).await?;
         audit::record(&mut tx, who, Event::success("email_change_requested", user.id)).await?;
         tx.commit().await?;

@@ -10,9 +10,8 @@ pub const PASSWORD_RESET: &str = "password_reset";
 pub const EMAIL_VERIFICATION: &str = "email_verification";
 pub const EMAIL_CHANGE: &str = "email_change";
 
-/// A link to store: its hash, what it is for, whose, until when, and (for an email change) the new address.
+/// A link to store: what it is for, whose, until when, and (for an email change) the new address.
 pub struct NewLink<'a> {
-    pub hash: &'a str,
     pub purpose: &'a str,
     pub user_id: Uuid,
     pub expires_at: i64,
@@ -20,13 +19,13 @@ pub struct NewLink<'a> {
 }
 
 /// Stores a new link, and spends the user's older ones of the same purpose: only the newest link works.
-pub async fn replace(conn: &mut AnyConnection, link: &NewLink<'_>, now: i64) -> Result<()> {
+pub async fn replace(conn: &mut AnyConnection, hash: &str, link: &NewLink<'_>, now: i64) -> Result<()> {
     spend_all(conn, link.user_id, link.purpose, now).await?;
     sqlx::query(
         "INSERT INTO mail_tokens (token_hash, purpose, user_id, created_at, expires_at, new_email)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(link.hash)
+    .bind(hash)
     .bind(link.purpose)
     .bind(link.user_id.to_string())
     .bind(now)
