@@ -46,7 +46,9 @@ async fn scrape(State(app): State<AppState>, request: Request) -> Result<Respons
         }
     }
     metrics::gauge!("latchkey_active_sessions").set(app.active_sessions().await? as f64);
-    let waiting = app.outbox_oldest_pending().await?.map_or(0, |queued| crate::clock::now_ms() - queued);
+    let (pending, oldest) = app.outbox_pending().await?;
+    metrics::gauge!("latchkey_outbox_pending").set(pending as f64);
+    let waiting = oldest.map_or(0, |queued| crate::clock::now_ms() - queued);
     metrics::gauge!("latchkey_outbox_oldest_pending_seconds").set(waiting as f64 / 1000.0);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render()).into_response())
 }

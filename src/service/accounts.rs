@@ -200,13 +200,17 @@ impl Services {
         if let Some(hash) = &upgraded {
             users::set_password_hash(&mut tx, user.id, hash, now).await?;
         }
+        let new_device = device_token.and_then(|t| self.devices.verify(t, user.id, now / 1000)).is_none();
         if user.mfa_enabled {
-            let owed = self.open_challenge(&mut tx, &user).await?;
+            let owed = self.open_challenge(&mut tx, &user, new_device).await?;
             tx.commit().await?;
             return Ok(owed);
         }
         users::record_login(&mut tx, user.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
+        if new_device {
+            self.notice_new_device(&mut tx, &user, client, now).await?;
+        }
         let event =
             Event::success("login", user.id).with("method", "password").with("hash_upgraded", upgraded.is_some());
         audit::record(&mut tx, client, event).await?;
@@ -228,7 +232,7 @@ impl Services {
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut tx, user.id, &hash, now).await?;
         mail_tokens::spend_all(&mut tx, user.id, mail_tokens::PASSWORD_RESET, now).await?;
-        self.queue_notice(&mut tx, &user.email, Notice::PasswordChanged, client, now).await?;
+        self.queue_notice(&mut tx, &user, Notice::PasswordChanged, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
         audit::record(&mut tx, client, Event::success("password_changed", user.id).with("sessions_ended", ended.len()))
             .await?;

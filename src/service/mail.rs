@@ -17,7 +17,8 @@ use crate::{
     error::{Error, Result},
     store::{
         mail_tokens,
-        outbox::{self, MAIL},
+        outbox::{self, MAIL, Topic},
+        users::UserRecord,
     },
 };
 
@@ -64,6 +65,10 @@ pub(crate) enum Notice<'a> {
     EmailChanged {
         to: &'a str,
     },
+    /// A completed sign-in from a client that showed no device token of this account.
+    NewDevice {
+        device: &'a str,
+    },
 }
 
 impl Notice<'_> {
@@ -74,6 +79,19 @@ impl Notice<'_> {
             Notice::MfaEnabled => "Two-factor authentication is on for your Latchkey account",
             Notice::MfaDisabled => "Two-factor authentication is off for your Latchkey account",
             Notice::EmailChanged { .. } => "The address of your Latchkey account was changed",
+            Notice::NewDevice { .. } => "A new sign-in to your Latchkey account",
+        }
+    }
+
+    /// Its kind, for the limit of mails of a kind per account and hour.
+    fn kind(self) -> &'static str {
+        match self {
+            Notice::PasswordChanged => "notice_password_changed",
+            Notice::PasswordReset => "notice_password_reset",
+            Notice::MfaEnabled => "notice_mfa_enabled",
+            Notice::MfaDisabled => "notice_mfa_disabled",
+            Notice::EmailChanged { .. } => "notice_email_changed",
+            Notice::NewDevice { .. } => "notice_new_device",
         }
     }
 
@@ -89,6 +107,9 @@ impl Notice<'_> {
             }
             Notice::EmailChanged { to } => {
                 format!("the Latchkey account {email} now uses the address {to}; mail no longer comes here.")
+            }
+            Notice::NewDevice { device } => {
+                format!("someone signed in to the Latchkey account {email} from a device not seen before: {device}.")
             }
         }
     }
@@ -123,6 +144,9 @@ pub struct Mailer {
 }
 
 const SEAL_PURPOSE: &str = "outbox-mail";
+
+/// API.md: at most this many mails of a kind about one account per hour; more are not sent.
+const MAILS_PER_HOUR: i64 = 3;
 
 impl Mailer {
     pub fn from_config(config: &Config) -> anyhow::Result<Option<Self>> {
@@ -181,13 +205,18 @@ impl Services {
         self.mailer.is_some()
     }
 
-    /// Queues `mail` inside `conn`'s transaction; the outbox worker sends it.
-    pub(crate) async fn queue_mail(&self, conn: &mut AnyConnection, mail: &Mail, now: i64) -> Result<()> {
+    /// Whether another mail of `topic`'s kind may go to its account this hour.
+    pub(crate) async fn may_mail(&self, conn: &mut AnyConnection, topic: &Topic<'_>, now: i64) -> Result<bool> {
+        Ok(outbox::count_since(conn, topic, now - 3_600_000).await? < MAILS_PER_HOUR)
+    }
+
+    /// Queues `mail` about `topic` inside `conn`'s transaction; the outbox worker sends it.
+    async fn queue_mail(&self, conn: &mut AnyConnection, mail: &Mail, topic: &Topic<'_>, now: i64) -> Result<()> {
         let json = serde_json::to_vec(mail).map_err(|e| Error::Internal(e.into()))?;
         let sealed = self.sealer.seal(&json, SEAL_PURPOSE);
         use base64::Engine;
         let payload = base64::engine::general_purpose::STANDARD.encode(sealed);
-        outbox::enqueue(conn, MAIL, &payload, now).await
+        outbox::enqueue(conn, MAIL, &payload, Some(topic), now).await
     }
 
     /// Stores a new single-use link for `link`'s user and purpose (the older ones stop working) and returns
@@ -204,12 +233,14 @@ impl Services {
         Ok(format!("{}{path}?token={token}", self.config.issuer))
     }
 
-    /// Renders `mail` (text and HTML) for `to` and queues it inside `conn`'s transaction.
+    /// Renders `mail` (text and HTML) for `to` and queues it about `topic` inside `conn`'s transaction; the
+    /// caller asked `may_mail` first, before making the link.
     pub(crate) async fn queue_link_mail(
         &self,
         conn: &mut AnyConnection,
         to: &str,
         mail: &LinkMail<'_>,
+        topic: &Topic<'_>,
         now: i64,
     ) -> Result<()> {
         use askama::Template;
@@ -220,21 +251,24 @@ impl Services {
             text: mail.render().map_err(rendering)?,
             html: LinkMailHtml { m: mail }.render().map_err(rendering)?,
         };
-        self.queue_mail(conn, &mail, now).await
+        self.queue_mail(conn, &mail, topic, now).await
     }
 
-    /// Queues a security notice to the account's address inside `conn`'s transaction; nothing without mail.
+    /// Queues a security notice to `user`'s address inside `conn`'s transaction; nothing without mail or
+    /// past the hour's limit for this kind of notice.
     pub(crate) async fn queue_notice(
         &self,
         conn: &mut AnyConnection,
-        email: &str,
+        user: &UserRecord,
         notice: Notice<'_>,
         who: &super::Client,
         now: i64,
     ) -> Result<()> {
-        if !self.mail_enabled() {
+        let topic = Topic { user_id: user.id, kind: notice.kind() };
+        if !self.mail_enabled() || !self.may_mail(conn, &topic, now).await? {
             return Ok(());
         }
+        let email = user.email.as_str();
         use askama::Template;
         let rendering = |e: askama::Error| Error::Internal(e.into());
         let at = crate::clock::rfc3339(now);
@@ -255,7 +289,21 @@ impl Services {
             text: notice.render().map_err(rendering)?,
             html: NoticeMailHtml { m: &notice }.render().map_err(rendering)?,
         };
-        self.queue_mail(conn, &mail, now).await
+        self.queue_mail(conn, &mail, &topic, now).await
+    }
+
+    /// A sign-in completed from a client that showed no device token of `user`'s: its owner is told, with
+    /// what the client called itself.
+    pub(crate) async fn notice_new_device(
+        &self,
+        conn: &mut AnyConnection,
+        user: &UserRecord,
+        who: &super::Client,
+        now: i64,
+    ) -> Result<()> {
+        let agent = who.user_agent.as_deref().map(|a| a.chars().take(120).collect::<String>());
+        let device = agent.map_or_else(|| "a program that gave no name".to_string(), |a| format!("\"{a}\""));
+        self.queue_notice(conn, user, Notice::NewDevice { device: &device }, who, now).await
     }
 
     /// The outbox worker's delivery of a queued mail.

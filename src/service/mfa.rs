@@ -149,7 +149,7 @@ impl Services {
         }
         let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
         users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
-        self.queue_notice(&mut tx, &user.email, Notice::MfaEnabled, client, now).await?;
+        self.queue_notice(&mut tx, &user, Notice::MfaEnabled, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
         audit::record(&mut tx, client, Event::success("mfa_enabled", user.id).with("sessions_ended", ended.len()))
             .await?;
@@ -169,7 +169,7 @@ impl Services {
         };
         mfa::delete_all(&mut tx, user.id).await?;
         users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
-        self.queue_notice(&mut tx, &user.email, Notice::MfaDisabled, client, now).await?;
+        self.queue_notice(&mut tx, &user, Notice::MfaDisabled, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_disabled").await?;
         let event =
             Event::success("mfa_disabled", user.id).with("method", factor.amr()).with("sessions_ended", ended.len());
@@ -263,12 +263,18 @@ impl Services {
         Ok(tokens)
     }
 
-    /// After a correct password for an enrolled user: a single-use `mfa_token` for `/auth/mfa/challenge`.
-    pub(crate) async fn open_challenge(&self, tx: &mut Tx, user: &UserRecord) -> Result<LoginOutcome> {
+    /// After a correct password for an enrolled user: a single-use `mfa_token` for `/auth/mfa/challenge`,
+    /// which remembers whether the password came from a new device.
+    pub(crate) async fn open_challenge(
+        &self,
+        tx: &mut Tx,
+        user: &UserRecord,
+        new_device: bool,
+    ) -> Result<LoginOutcome> {
         let now = clock::now_ms();
         let mfa_token = random::opaque_token();
         let ttl = clock::duration_ms(self.config.mfa_token_ttl);
-        mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.id, now, now + ttl).await?;
+        mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.id, now, now + ttl, new_device).await?;
         Ok(LoginOutcome::SecondFactorOwed { mfa_token, expires_in: ttl / 1000 })
     }
 
@@ -313,6 +319,9 @@ impl Services {
         lockouts::reset_mfa_failures(&mut tx, user.id).await?;
         users::record_login(&mut tx, user.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd", factor.amr()], client).await?;
+        if challenge.new_device {
+            self.notice_new_device(&mut tx, &user, client, now).await?;
+        }
         audit::record(&mut tx, client, Event::success("mfa_challenge", user.id).with("method", factor.amr())).await?;
         if factor == Factor::BackupCode {
             let remaining = mfa::remaining_backup_codes(&mut *tx, user.id).await?;

@@ -169,8 +169,8 @@ impl Services {
         self.keys.load().signing_key(alg).sign(LOGOUT_TOKEN_TYPE, &claims)
     }
 
-    /// When the oldest undelivered item was queued, for `/metrics`.
-    pub async fn outbox_oldest_pending(&self) -> Result<Option<i64>> {
-        outbox::oldest_pending(self.db.pool()).await
+    /// How many items wait for delivery and when the oldest was queued, for `/metrics`.
+    pub async fn outbox_pending(&self) -> Result<(i64, Option<i64>)> {
+        outbox::pending(self.db.pool()).await
     }
 }

@@ -20,14 +20,11 @@ use crate::{
     store::{
         Tx, lockouts,
         mail_tokens::{self, NewLink, PASSWORD_RESET},
+        outbox::Topic,
         sessions,
         users::{self, UserRecord},
     },
 };
-
-/// SECURITY.md 64: at most this many reset mails per account per hour; more requests answer the same and send
-/// nothing.
-const RESETS_PER_HOUR: i64 = 3;
 
 impl Services {
     /// `POST /auth/password/forgot`: answers at once and the same whether or not the address has an account;
@@ -56,8 +53,9 @@ impl Services {
         }
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        let recent = mail_tokens::count_since(&mut *tx, user.id, PASSWORD_RESET, now - 3_600_000).await?;
-        if recent >= RESETS_PER_HOUR {
+        // SECURITY.md 64: past the hour's limit the request answers the same and sends nothing.
+        let topic = Topic { user_id: user.id, kind: PASSWORD_RESET };
+        if !self.may_mail(&mut tx, &topic, now).await? {
             return Ok(());
         }
         let link = self.new_reset_link(&mut tx, &user, now).await?;
@@ -73,7 +71,7 @@ impl Services {
             ip: who.ip_or_unknown(),
             at: &at,
         };
-        self.queue_link_mail(&mut tx, &user.email, &mail, now).await?;
+        self.queue_link_mail(&mut tx, &user.email, &mail, &topic, now).await?;
         audit::record(&mut tx, who, Event::success("password_reset_requested", user.id).with("by", "mail")).await?;
         tx.commit().await?;
         Ok(())
@@ -128,7 +126,7 @@ impl Services {
         }
         mail_tokens::spend_all(&mut tx, user.id, PASSWORD_RESET, now).await?;
         users::set_password_hash(&mut tx, user.id, &password_hash, now).await?;
-        self.queue_notice(&mut tx, &user.email, Notice::PasswordReset, who, now).await?;
+        self.queue_notice(&mut tx, &user, Notice::PasswordReset, who, now).await?;
         for identifier in super::lockout::identifiers_of(&user) {
             lockouts::clear(&mut tx, &identifier.lock_key()).await?;
         }

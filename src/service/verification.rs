@@ -2,6 +2,8 @@
 //! person can ask for again; `email_verified` then shows on the account and in OpenID Connect's claims. A
 //! new address is confirmed the same way, from a link sent to it, and the old address is told.
 
+use std::time::Duration;
+
 use super::{
     Client, Services,
     audit::{self, Event},
@@ -14,19 +16,23 @@ use crate::{
     store::{
         Tx,
         mail_tokens::{self, EMAIL_CHANGE, EMAIL_VERIFICATION, NewLink},
+        outbox::Topic,
         users::{self, UserRecord},
     },
 };
 
 /// API.md: verification links work for a day.
 const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
-/// At most this many verification mails per account per hour.
-const MAILS_PER_HOUR: i64 = 3;
 
 impl Services {
-    /// Queues the verification mail for `user` inside `tx` (registration, or a resend).
+    /// Queues the verification mail for `user` inside `tx` (registration, or a resend), unless the hour's
+    /// limit was reached.
     pub(crate) async fn queue_verification(&self, tx: &mut Tx, user: &UserRecord, who: &Client) -> Result<()> {
         let now = clock::now_ms();
+        let topic = Topic { user_id: user.id, kind: EMAIL_VERIFICATION };
+        if !self.may_mail(tx, &topic, now).await? {
+            return Ok(());
+        }
         let new =
             NewLink { purpose: EMAIL_VERIFICATION, user_id: user.id, expires_at: now + VERIFY_TTL_MS, new_email: None };
         let link = self.new_mail_link(tx, "/verify-email", &new, now).await?;
@@ -41,7 +47,7 @@ impl Services {
             ip: who.ip_or_unknown(),
             at: &at,
         };
-        self.queue_link_mail(tx, &user.email, &mail, now).await
+        self.queue_link_mail(tx, &user.email, &mail, &topic, now).await
     }
 
     /// `POST /auth/email/verify/resend`: another link, unless the address is confirmed already or three were
@@ -55,10 +61,6 @@ impl Services {
             return Ok(());
         }
         let mut tx = self.db.begin().await?;
-        let since = clock::now_ms() - 3_600_000;
-        if mail_tokens::count_since(&mut *tx, user.id, EMAIL_VERIFICATION, since).await? >= MAILS_PER_HOUR {
-            return Ok(());
-        }
         self.queue_verification(&mut tx, &user, who).await?;
         tx.commit().await?;
         Ok(())
@@ -104,6 +106,10 @@ impl Services {
             new_email: Some(&new_email),
         };
         let mut tx = self.db.begin().await?;
+        let topic = Topic { user_id: user.id, kind: EMAIL_CHANGE };
+        if !self.may_mail(&mut tx, &topic, now).await? {
+            return Err(Error::TooManyRequests { code: "rate_limited", retry_after: Duration::from_secs(3600) });
+        }
         let link = self.new_mail_link(&mut tx, "/confirm-email", &new, now).await?;
         let at = clock::rfc3339(now);
         let mail = LinkMail {
@@ -119,7 +125,7 @@ impl Services {
             ip: who.ip_or_unknown(),
             at: &at,
         };
-        self.queue_link_mail(&mut tx, &new_email, &mail, now).await?;
+        self.queue_link_mail(&mut tx, &new_email, &mail, &topic, now).await?;
         audit::record(&mut tx, who, Event::success("email_change_requested", user.id)).await?;
         tx.commit().await?;
         Ok(())
@@ -139,7 +145,7 @@ impl Services {
         let Some(mut user) = users::find_by_id(&mut *tx, user_id).await? else { return Err(Error::InvalidLink) };
         mail_tokens::spend_all(&mut tx, user.id, EMAIL_CHANGE, now).await?;
         users::set_email(&mut tx, user.id, &new_email, now).await?;
-        self.queue_notice(&mut tx, &user.email, Notice::EmailChanged { to: &new_email }, who, now).await?;
+        self.queue_notice(&mut tx, &user, Notice::EmailChanged { to: &new_email }, who, now).await?;
         audit::record(&mut tx, who, Event::success("email_changed", user.id)).await?;
         tx.commit().await?;
         (user.email, user.email_verified) = (new_email, true);

@@ -1,6 +1,6 @@
 //! The `mail_tokens` table: the single-use links that mails carry, by the SHA-256 of their token.
 
-use sqlx::{AnyConnection, AnyExecutor};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::parse_id;
@@ -34,18 +34,6 @@ pub async fn replace(conn: &mut AnyConnection, hash: &str, link: &NewLink<'_>, n
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// How many links of `purpose` the user was sent since `since`.
-pub async fn count_since<'e>(ex: impl AnyExecutor<'e>, user_id: Uuid, purpose: &str, since: i64) -> Result<i64> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND created_at >= $3")
-            .bind(user_id.to_string())
-            .bind(purpose)
-            .bind(since)
-            .fetch_one(ex)
-            .await?;
-    Ok(n)
 }
 
 /// The user a live (unspent, unexpired) link of `purpose` belongs to, and the address it carries. `lock`

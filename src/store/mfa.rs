@@ -101,6 +101,8 @@ pub struct Challenge {
     pub user_id: Uuid,
     pub expires_at: i64,
     pub spent: bool,
+    /// The password step came from a device the account had not signed in from.
+    pub new_device: bool,
 }
 
 pub async fn insert_challenge(
@@ -109,27 +111,37 @@ pub async fn insert_challenge(
     user_id: Uuid,
     now: i64,
     expires_at: i64,
+    new_device: bool,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO mfa_challenges (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(hash)
-        .bind(user_id.to_string())
-        .bind(now)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO mfa_challenges (token_hash, user_id, created_at, expires_at, new_device)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash)
+    .bind(user_id.to_string())
+    .bind(now)
+    .bind(expires_at)
+    .bind(i64::from(new_device))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// `lock` as in `users::active_admins`: inside a transaction, the row stays as read until it ends.
 pub async fn challenge<'e>(ex: impl AnyExecutor<'e>, hash: &str, lock: &str) -> Result<Option<Challenge>> {
-    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(&format!(
-        "SELECT user_id, expires_at, spent_at FROM mfa_challenges WHERE token_hash = $1 {lock}"
+    let row: Option<(String, i64, Option<i64>, i64)> = sqlx::query_as(&format!(
+        "SELECT user_id, expires_at, spent_at, new_device FROM mfa_challenges WHERE token_hash = $1 {lock}"
     ))
     .bind(hash)
     .fetch_optional(ex)
     .await?;
-    row.map(|(user_id, expires_at, spent_at)| {
-        Ok(Challenge { user_id: parse_id(&user_id)?, expires_at, spent: spent_at.is_some() })
+    row.map(|(user_id, expires_at, spent_at, new_device)| {
+        Ok(Challenge {
+            user_id: parse_id(&user_id)?,
+            expires_at,
+            spent: spent_at.is_some(),
+            new_device: new_device != 0,
+        })
     })
     .transpose()
 }

@@ -38,15 +38,44 @@ struct ItemRow {
     attempts: i64,
 }
 
-pub async fn enqueue(conn: &mut AnyConnection, kind: &str, payload: &str, now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO outbox (id, kind, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)")
-        .bind(Uuid::new_v4().to_string())
-        .bind(kind)
-        .bind(payload)
-        .bind(now)
-        .execute(conn)
-        .await?;
+/// Who a queued mail is about and its kind, for the per-account limit on mails of a kind.
+pub struct Topic<'a> {
+    pub user_id: Uuid,
+    pub kind: &'a str,
+}
+
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    kind: &str,
+    payload: &str,
+    topic: Option<&Topic<'_>>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, kind, payload, created_at, next_attempt_at, user_id, topic)
+         VALUES ($1, $2, $3, $4, $4, $5, $6)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(kind)
+    .bind(payload)
+    .bind(now)
+    .bind(topic.map(|t| t.user_id.to_string()))
+    .bind(topic.map(|t| t.kind))
+    .execute(conn)
+    .await?;
     Ok(())
+}
+
+/// How many mails of `topic`'s kind were queued about its account since `since` (sent or not).
+pub async fn count_since<'e>(ex: impl AnyExecutor<'e>, topic: &Topic<'_>, since: i64) -> Result<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE user_id = $1 AND topic = $2 AND created_at >= $3")
+            .bind(topic.user_id.to_string())
+            .bind(topic.kind)
+            .bind(since)
+            .fetch_one(ex)
+            .await?;
+    Ok(n)
 }
 
 /// Queues a logout token for every client with a back-channel address that holds a grant of one of these
@@ -71,7 +100,7 @@ pub async fn enqueue_backchannel_logouts(conn: &mut AnyConnection, session_ids: 
     for (client_id, user_id, session_id) in targets {
         let notice = BackchannelLogout { client_id, sub: parse_id(&user_id)?, sid: parse_id(&session_id)? };
         let payload = serde_json::to_string(&notice).map_err(|e| crate::error::Error::Internal(e.into()))?;
-        enqueue(conn, BACKCHANNEL_LOGOUT, &payload, now).await?;
+        enqueue(conn, BACKCHANNEL_LOGOUT, &payload, None, now).await?;
     }
     Ok(())
 }
@@ -134,9 +163,7 @@ pub async fn retry_at<'e>(ex: impl AnyExecutor<'e>, id: Uuid, at: i64, error: &s
     Ok(())
 }
 
-/// When the oldest undelivered item was queued (Unix ms), if any is waiting.
-pub async fn oldest_pending<'e>(ex: impl AnyExecutor<'e>) -> Result<Option<i64>> {
-    let (oldest,): (Option<i64>,) =
-        sqlx::query_as("SELECT MIN(created_at) FROM outbox WHERE done_at IS NULL").fetch_one(ex).await?;
-    Ok(oldest)
+/// How many items wait for delivery, and when the oldest of them was queued (Unix ms).
+pub async fn pending<'e>(ex: impl AnyExecutor<'e>) -> Result<(i64, Option<i64>)> {
+    Ok(sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE done_at IS NULL").fetch_one(ex).await?)
 }

@@ -28,7 +28,10 @@ use crate::{
 const PAGE: i64 = 25;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin", get(page)).route("/admin/users/{id}", post(act))
+    Router::new()
+        .route("/admin", get(page))
+        .route("/admin/users/{id}", post(act))
+        .route("/admin/mail/test", post(test_mail))
 }
 
 struct UserRow {
@@ -64,6 +67,18 @@ struct AdminPage {
     next_offset: Option<i64>,
     events: Vec<EventRow>,
     notice: Option<&'static str>,
+    mail_enabled: bool,
+}
+
+/// The answer to an action whose result is read once: a reset link to hand over, a test mail's fate.
+#[derive(Template)]
+#[template(path = "admin_handover.html")]
+struct HandoverPage {
+    csrf: String,
+    is_admin: bool,
+    heading: &'static str,
+    message: String,
+    link: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +119,7 @@ async fn page(
                     Some(if u.is_active { ("deactivate", "Deactivate") } else { ("reactivate", "Reactivate") }),
                     Some(("unlock", "Unlock")),
                     u.mfa_enabled.then_some(("reset_mfa", "Reset 2FA")),
+                    Some(("reset_link", "Reset link")),
                 ]
                 .into_iter()
                 .flatten()
@@ -133,6 +149,7 @@ async fn page(
             Some("ok") => Some("Done."),
             _ => None,
         },
+        mail_enabled: app.mail_enabled(),
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -159,7 +176,41 @@ async fn act(
         ("reactivate", _) => app.admin_update_user(actor, id, change(None, Some(true)), &client).await.map(|_| ()),
         ("unlock", _) => app.admin_unlock(actor, id, &client).await,
         ("reset_mfa", _) => app.admin_reset_mfa(actor, id, &client).await,
+        ("reset_link", _) => {
+            let link = app.admin_reset_link(actor, id, &client).await?;
+            let minutes = app.config.reset_ttl.as_secs() / 60;
+            let message = format!(
+                "Give this link to the person, by a way you trust: it sets a new password once, within {minutes} \
+                 minutes, and ends their sessions. It is shown only here."
+            );
+            let page = HandoverPage { heading: "Reset link", message, link: Some(link), ..handover(&session) };
+            return Ok(render(StatusCode::OK, &page));
+        }
         _ => Err(crate::error::Error::BadRequest("Unknown action.".into())),
     }?;
     Ok(Redirect::to("/admin?done=ok").into_response())
+}
+
+fn handover(session: &crate::service::web::BrowserSession) -> HandoverPage {
+    HandoverPage { csrf: session.csrf.clone(), is_admin: true, heading: "", message: String::new(), link: None }
+}
+
+#[derive(Deserialize)]
+struct TestMailForm {
+    to: String,
+}
+
+/// "Send a test email": sent at once, and the page says what the SMTP server answered.
+async fn test_mail(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    SignedInForm(session, form): SignedInForm<TestMailForm>,
+) -> Result<Response, PageError> {
+    let (_, claims) = parts(&session)?;
+    app.authorize(claims, Permission::UsersWrite, "/admin/mail/test", &client).await?;
+    let (heading, message) = match app.send_test_mail(Actor::Admin(claims.sub), &form.to, &client).await? {
+        Ok(answer) => ("Test mail sent", format!("The SMTP server took the mail for {}: {answer}", form.to.trim())),
+        Err(why) => ("Test mail not sent", format!("The SMTP server did not take the mail: {why}")),
+    };
+    Ok(render(StatusCode::OK, &HandoverPage { heading, message, ..handover(&session) }))
 }

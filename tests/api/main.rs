@@ -16,6 +16,7 @@ mod lockout;
 mod login;
 mod mfa;
 mod mod_auth_openidc;
+mod notices;
 mod oidc;
 mod oidc_interop;
 mod oidc_logout;

@@ -55,7 +55,7 @@ impl Authenticator {
 pub(crate) struct Enrolled {
     pub(crate) email: String,
     authenticator: Authenticator,
-    backup_codes: Vec<String>,
+    pub(crate) backup_codes: Vec<String>,
     session: Value,
 }
 

@@ -259,6 +259,55 @@ async fn admins_hand_out_reset_links_and_test_mail(app: &TestApp) {
 }
 on_both!(admins_hand_out_reset_links_and_test_mail, mail_and_no_admin_mfa);
 
+/// Signs `email` in with `password` through the login form: a browser with its session cookie.
+async fn browser_of(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_of(&page)), ("username", email.into()), ("password", password.into())];
+    assert_eq!(browser.post(app.url("/login")).form(&form).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    browser
+}
+
+/// The same two from the admin page, for operators who work in a browser; the link is shown on the answer
+/// page (never in an address) and works once; a viewer's form is refused.
+async fn the_admin_page_hands_out_reset_links_and_test_mail(app: &TestApp) {
+    let sink = Sink::of(app);
+    crate::admin::admin(app, "page-admin@example.com").await;
+    let admin = browser_of(app, "page-admin@example.com", PASSWORD).await;
+    let (email, pair) = app.new_user().await;
+    let id = pair["user"]["id"].as_str().unwrap();
+    let html = admin.get(app.url(&format!("/admin?q={email}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Send test mail"), "mail is on: the page offers a test mail");
+    let csrf = csrf_of(&html);
+    let form = [("csrf", csrf.as_str()), ("action", "reset_link")];
+    let r = admin.post(app.url(&format!("/admin/users/{id}"))).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let page = r.text().await.unwrap();
+    let start = format!("{}/reset-password?token=", app.services.config.issuer);
+    let link = page[page.find(&start).expect("the link is on the page")..].split('<').next().unwrap();
+    assert_eq!(reset(app, &token_of(link), NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    expect_error(reset(app, &token_of(link), PASSWORD).await, StatusCode::BAD_REQUEST, "invalid_token").await;
+
+    let form = [("csrf", csrf.as_str()), ("to", "ops@example.com")];
+    let page = admin.post(app.url("/admin/mail/test")).form(&form).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Test mail sent") && page.contains("250"), "{page}");
+    sink.message(0, "Latchkey test mail").await;
+    sink.set_down(true);
+    let page = admin.post(app.url("/admin/mail/test")).form(&form).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Test mail not sent") && page.contains("421"), "{page}");
+    sink.set_down(false);
+
+    let viewer = browser_of(app, &email, NEW_PASSWORD).await;
+    let html = viewer.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_of(&html)), ("to", "ops@example.com".into())];
+    let r = viewer.post(app.url("/admin/mail/test")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(sink.count("Latchkey test mail"), 1);
+}
+on_both!(the_admin_page_hands_out_reset_links_and_test_mail, mail_and_no_admin_mfa);
+
 /// Two instances on one PostgreSQL database, both running the delivery worker: every queued mail goes out
 /// exactly once (rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
