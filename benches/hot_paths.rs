@@ -1,36 +1,18 @@
 //! The hot paths: checking an access token (every authenticated request) and hashing a password
 //! (every login and registration), with the production Argon2id parameters.
 
+mod common;
+
+use common::claims;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
-use latchkey::domain::{
-    password::Hasher,
-    roles::Role,
-    tokens::{AccessClaims, KeyRing},
-};
+use latchkey::domain::{password::Hasher, tokens::KeyRing};
 use std::hint::black_box;
 
 /// The server's allocator: Argon2's 19 MiB blocks cost less when they are reused than when they are
 /// mapped fresh each time, so the bench measures what the server does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn claims() -> AccessClaims {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    AccessClaims {
-        iss: "http://localhost:8080".into(),
-        sub: uuid::Uuid::new_v4(),
-        aud: "latchkey".into(),
-        exp: now + 900,
-        iat: now,
-        jti: uuid::Uuid::new_v4(),
-        sid: uuid::Uuid::new_v4(),
-        role: Role::Viewer,
-        mfa: false,
-        amr: vec!["pwd".into()],
-        orgs: vec![],
-    }
-}
 
 fn tokens(c: &mut Criterion) {
     let eddsa = KeyRing::generated(None, "http://localhost:8080", "latchkey");

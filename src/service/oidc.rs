@@ -638,8 +638,9 @@ impl Services {
         Ok(claims)
     }
 
-    /// RFC 7662: what a token is, for a resource server (a confidential client). Anything not live answers
-    /// exactly `{"active": false}`. An access token is answered from memory.
+    /// RFC 7662: what a token is, for a resource server (a confidential client): OAuth access and refresh
+    /// tokens, and the JSON API's access tokens. Anything not live answers exactly `{"active": false}`. An
+    /// access token is answered from memory.
     pub async fn introspect(&self, requester: &ClientRecord, token: &str) -> Result<serde_json::Value, TokenError> {
         if requester.secret_hash.is_none() {
             return Err(INVALID_CLIENT);
@@ -649,6 +650,13 @@ impl Services {
             return Ok(serde_json::json!({
                 "active": true, "scope": claims.scope, "client_id": claims.client_id, "sub": claims.sub,
                 "exp": claims.exp, "iat": claims.iat, "iss": claims.iss, "aud": claims.aud, "token_type": "Bearer",
+            }));
+        }
+        // The JSON API's own tokens too: resource servers that accept them learn of a sign-out here.
+        if let Ok(claims) = self.authenticate(token) {
+            return Ok(serde_json::json!({
+                "active": true, "sub": claims.sub, "exp": claims.exp, "iat": claims.iat, "iss": claims.iss,
+                "aud": claims.aud, "sid": claims.sid, "token_type": "Bearer",
             }));
         }
         let now = clock::now_ms();

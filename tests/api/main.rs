@@ -32,4 +32,5 @@ mod sessions;
 mod smtp;
 mod tokens;
 mod verification;
+mod verify_library;
 mod web;
