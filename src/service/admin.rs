@@ -11,8 +11,26 @@ use crate::{
     clock,
     domain::{identity::LoginIdentifier, roles::Role},
     error::{Error, Result},
-    store::{Tx, lockouts, mfa, sessions, users, users::UserRecord},
+    store::{
+        Tx,
+        audit::{self as audit_store, AuditQuery, AuditRecord},
+        lockouts, mfa,
+        orgs::OrgRecord,
+        sessions::{self, SessionRecord},
+        users::{self, UserRecord},
+    },
 };
+
+/// One user as the admin's user page shows them.
+pub struct UserOverview {
+    pub user: UserRecord,
+    pub backup_codes_left: i64,
+    pub orgs: Vec<(OrgRecord, Role)>,
+    /// Live sessions, newest use first.
+    pub sessions: Vec<SessionRecord>,
+    /// The newest 20 events about the user.
+    pub events: Vec<AuditRecord>,
+}
 
 /// Who made an administrative change.
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +147,40 @@ impl Services {
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())
+    }
+
+    /// Ends one session of the user (`revoke_session` for the admin's user page); 404 when it is not theirs
+    /// or already over.
+    pub async fn admin_revoke_session(&self, actor: Actor, id: Uuid, session_id: Uuid, client: &Client) -> Result<()> {
+        let now = clock::now_ms();
+        let mut tx = self.db.begin().await?;
+        self.locked_target(&mut tx, id).await?;
+        if !sessions::revoke(&mut tx, session_id, id, now, "session_revoked_by_admin").await? {
+            return Err(Error::NotFound);
+        }
+        let event = Event::success("session_revoked_by_admin", id).with("by", actor.name());
+        audit::record(&mut tx, client, event.with("session_id", session_id.to_string())).await?;
+        tx.commit().await?;
+        self.revocations.add([session_id], now);
+        Ok(())
+    }
+
+    /// Everything the admin's page for one user shows.
+    pub async fn admin_user_overview(&self, id: Uuid) -> Result<UserOverview> {
+        let user = self.admin_get_user(id).await?;
+        let now = clock::now_ms();
+        let pool = self.db.pool();
+        Ok(UserOverview {
+            backup_codes_left: mfa::remaining_backup_codes(pool, id).await?,
+            orgs: self.my_orgs(id).await?,
+            sessions: sessions::list_live(pool, id, now, self.idle_cutoff(now)).await?,
+            events: audit_store::list(
+                pool,
+                &AuditQuery { user_id: Some(id), action: None, before: i64::MAX, limit: 20 },
+            )
+            .await?,
+            user,
+        })
     }
 
     pub async fn admin_end_sessions(&self, actor: Actor, id: Uuid, client: &Client) -> Result<()> {

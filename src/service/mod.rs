@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod authorization;
 pub mod cache;
+pub mod dashboard;
 pub mod end_session;
 pub mod forward_auth;
 pub mod housekeeping;

@@ -2,6 +2,7 @@
 //! the migrations folder, connection set-up, and how a write transaction begins.
 
 pub mod audit;
+pub mod dashboard;
 pub mod housekeeping;
 pub mod keys;
 pub mod lockouts;

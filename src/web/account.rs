@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{
     pages::render,
+    readable::{EventRow, SessionRow, When, when},
     session::{NoFields, PageError, SignedIn, SignedInForm},
 };
 use crate::{
@@ -47,27 +48,12 @@ pub fn parts(session: &BrowserSession) -> Result<(&UserRecord, &AccessClaims), P
     }
 }
 
-pub struct SessionRow {
-    id: Uuid,
-    ip: String,
-    user_agent: String,
-    last_used_at: String,
-    current: bool,
-}
-
 pub struct AppRow {
     client_id: String,
     name: String,
     scopes: Vec<&'static str>,
-    granted_at: String,
-    last_used_at: String,
-}
-
-pub struct EventRow {
-    at: String,
-    action: String,
-    outcome: String,
-    ip: String,
+    granted: When,
+    last_used: Option<When>,
 }
 
 #[derive(Template)]
@@ -81,6 +67,8 @@ struct AccountPage {
     mfa_enabled: bool,
     backup_codes_remaining: i64,
     sessions: Vec<SessionRow>,
+    revoke_action: String,
+    revoke_fields: Vec<(&'static str, &'static str)>,
     apps: Vec<AppRow>,
     events: Vec<EventRow>,
     notice: Option<&'static str>,
@@ -98,6 +86,7 @@ async fn account_page(
     let apps = app.connected_apps(claims).await?;
     let query = AuditQuery { user_id: Some(user.id), action: None, before: i64::MAX, limit: 20 };
     let events = app.audit_events(&query).await?;
+    let now = clock::now_ms();
     Ok(AccountPage {
         csrf: session.csrf.clone(),
         is_admin: user.role.allows(Permission::UsersRead),
@@ -106,35 +95,20 @@ async fn account_page(
         role: user.role.as_str(),
         mfa_enabled: user.mfa_enabled,
         backup_codes_remaining: app.backup_codes_remaining(claims).await?,
-        sessions: sessions
-            .into_iter()
-            .map(|s| SessionRow {
-                current: s.id == claims.sid,
-                id: s.id,
-                ip: s.ip.unwrap_or_default(),
-                user_agent: s.user_agent.unwrap_or_else(|| "Unknown device".into()),
-                last_used_at: clock::rfc3339(s.last_used_at),
-            })
-            .collect(),
+        sessions: sessions.into_iter().map(|s| SessionRow::of(s, Some(claims.sid), now)).collect(),
+        revoke_action: "/account/sessions/revoke".into(),
+        revoke_fields: Vec::new(),
         apps: apps
             .into_iter()
             .map(|a| AppRow {
                 scopes: a.scope.split(' ').filter(|s| !s.is_empty()).map(scope_in_words).collect(),
                 client_id: a.client_id,
                 name: a.name,
-                granted_at: clock::rfc3339(a.granted_at),
-                last_used_at: a.last_used_at.map(clock::rfc3339).unwrap_or_else(|| "never".into()),
+                granted: when(a.granted_at, now),
+                last_used: a.last_used_at.map(|at| when(at, now)),
             })
             .collect(),
-        events: events
-            .into_iter()
-            .map(|e| EventRow {
-                at: clock::rfc3339(e.at),
-                action: e.action,
-                outcome: e.outcome,
-                ip: e.ip.unwrap_or_default(),
-            })
-            .collect(),
+        events: events.into_iter().map(|e| EventRow::of(e, now)).collect(),
         notice,
         error,
     })

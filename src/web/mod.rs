@@ -6,9 +6,11 @@ mod account;
 mod admin;
 mod admin_clients;
 mod authorize;
+mod chart;
 mod end_session;
 mod mail_links;
 pub mod pages;
+mod readable;
 pub mod session;
 mod sign_in;
 

@@ -235,10 +235,15 @@ async fn a_person_uses_the_pages_in_chromium() {
     s.sign_out().await;
     s.sign_in("admin@example.com", PASSWORD).await;
     s.expect_path("/account").await;
-    s.open(&format!("/admin?q={victim}")).await;
+    s.open("/admin").await;
+    s.shot("admin_dashboard").await;
+    let victim_id = victim_pair["user"]["id"].as_str().unwrap();
+    s.open(&format!("/admin/users/{victim_id}")).await;
+    s.shot("admin_user").await;
+    s.open(&format!("/admin/users?q={victim}")).await;
     s.shot("admin").await;
     s.click("form input[value='deactivate'] ~ button").await;
-    s.expect_path("/admin?done=ok").await;
+    s.expect_path("/admin/users?done=ok").await;
     expect_error(
         app.me(victim_pair["access_token"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED,

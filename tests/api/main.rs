@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod admin_clients_pages;
+mod admin_console;
 mod audit;
 mod backchannel_logout;
 mod browser;

@@ -190,15 +190,15 @@ async fn admin_page_for_admins_only(app: &TestApp) {
     app.services.create_user("boss@example.com", None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
     let admin = browser();
     sign_in(&admin, app, "boss@example.com", PASSWORD, "/admin").await;
-    let (status, html) = get(&admin, app, "/admin?q=plain").await;
+    let (status, html) = get(&admin, app, "/admin/users?q=plain").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("plain@example.com") && !html.contains("<td>boss@example.com"));
     let id = html.split(r#"action="/admin/users/"#).nth(1).unwrap().split('"').next().unwrap().to_string();
     let r =
         post(&admin, app, &format!("/admin/users/{id}"), &[("csrf", &csrf_of(&html)), ("action", "deactivate")]).await;
-    assert_eq!(location(&r), "/admin?done=ok");
+    assert_eq!(location(&r), "/admin/users?done=ok");
     assert_eq!(location(&viewer.get(app.url("/account")).send().await.unwrap()), "/login", "signed out at once");
-    let (_, html) = get(&admin, app, "/admin?audit_action=user_deactivated").await;
+    let (_, html) = get(&admin, app, "/admin/audit?action=user_deactivated").await;
     assert!(html.contains("user_deactivated"));
 }
 on_both!(admin_page_for_admins_only, |c| c.admin_require_mfa = false);

@@ -1,0 +1,148 @@
+//! The admin console's pages over HTTP: the dashboard's figures against a seeded audit table, and who may
+//! see it.
+
+use latchkey::{domain::roles::Role, service::accounts::InitialPassword};
+use reqwest::StatusCode;
+
+use crate::{
+    helpers::{PASSWORD, TestApp, csrf_of},
+    on_both,
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+async fn seed(app: &TestApp, at: i64, action: &str, n: usize) {
+    for _ in 0..n {
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, user_id, action, outcome, ip, user_agent, detail)
+             VALUES ($1, $2, NULL, $3, 'success', NULL, NULL, '{}')",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(at)
+        .bind(action)
+        .execute(app.services.db.pool())
+        .await
+        .unwrap();
+    }
+}
+
+async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_of(&page)), ("username", email.into()), ("password", PASSWORD.into())];
+    assert_eq!(browser.post(app.url("/login")).form(&form).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    browser
+}
+
+/// The row of the figures table for the day starting at `start`: (sign-ins, failed, locks).
+fn row_of(html: &str, start: i64) -> (i64, i64, i64) {
+    let date = latchkey::clock::rfc3339(start)[..10].to_string();
+    let row = html.split(&format!(r#"<time datetime="{date}">"#)).nth(1).expect("a row for the day");
+    let cells: Vec<i64> =
+        row.split("<td>").skip(1).take(3).map(|c| c.split('<').next().unwrap().trim().parse().unwrap()).collect();
+    (cells[0], cells[1], cells[2])
+}
+
+fn figure(html: &str, label: &str) -> i64 {
+    let after = html.split(&format!("<dt>{label}</dt><dd>")).nth(1).unwrap_or_else(|| panic!("no {label}"));
+    after.split('<').next().unwrap().parse().unwrap()
+}
+
+/// Counts and the 14-day chart from the audit table; old events fall outside; a real lock counts as a
+/// locked account; viewers get 403.
+async fn the_dashboard_shows_the_figures(app: &TestApp) {
+    let now = latchkey::clock::now_ms();
+    let today = now / DAY_MS * DAY_MS;
+    let five_days_ago = today - 5 * DAY_MS + 3_600_000;
+    seed(app, five_days_ago, "login", 4).await;
+    seed(app, five_days_ago, "login_failed", 7).await;
+    seed(app, five_days_ago, "account_locked", 1).await;
+    seed(app, today - 20 * DAY_MS, "login", 50).await;
+    seed(app, now - 1000, "login_failed", 2).await;
+
+    let (victim, _) = app.new_user().await;
+    for _ in 0..app.services.config.lockout_threshold {
+        app.login(&victim, "wrong password, again").await;
+    }
+    app.services.create_user("dash@example.com", None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
+    let admin = signed_in(app, "dash@example.com").await;
+    let r = admin.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"<svg role="img""#) && html.contains("<title id=\"chart-title\">"));
+    assert_eq!(figure(&html, "Users"), 2);
+    assert_eq!(figure(&html, "Locked accounts"), 1);
+    let failed_today = app.services.config.lockout_threshold as i64 + 2;
+    assert_eq!(figure(&html, "Failed sign-ins, last 24 h"), failed_today);
+    assert_eq!(figure(&html, "Sign-ins, last 24 h"), 1, "the admin's own sign-in");
+    assert_eq!(row_of(&html, today - 5 * DAY_MS), (4, 7, 1));
+    let (_, failed, locked) = row_of(&html, today);
+    assert_eq!((failed, locked), (failed_today, 1));
+    assert!(!html.contains(&latchkey::clock::rfc3339(today - 20 * DAY_MS)[..10]), "older than 14 days");
+    assert_eq!(html.matches("<rect ").count(), 42);
+
+    let (viewer, _) = app.new_user().await;
+    let viewer = signed_in(app, &viewer).await;
+    for page in ["/admin", "/admin/users", "/admin/audit"] {
+        assert_eq!(viewer.get(app.url(page)).send().await.unwrap().status(), StatusCode::FORBIDDEN, "{page}");
+    }
+}
+on_both!(the_dashboard_shows_the_figures, |c| c.admin_require_mfa = false);
+
+const CHROME: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+
+/// One user's page: details, live sessions with readable devices, a session revoked from its own form (and
+/// then refused), every session ended; viewers get 403, unknown users 404.
+async fn the_user_page_shows_and_acts_on_one_user(app: &TestApp) {
+    let (email, _) = app.new_user().await;
+    let login = |agent: &'static str| {
+        let body = serde_json::json!({"username": email, "password": PASSWORD});
+        app.client.post(app.url("/auth/login")).header("user-agent", agent).json(&body).send()
+    };
+    let chrome: serde_json::Value = login(CHROME).await.unwrap().json().await.unwrap();
+    let curl: serde_json::Value = login("curl/8.5.0").await.unwrap().json().await.unwrap();
+    let id = app.services.find_user(&email).await.unwrap().id;
+
+    app.services.create_user("pages@example.com", None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
+    let admin = signed_in(app, "pages@example.com").await;
+    let page = |path: String| {
+        let admin = admin.clone();
+        async move { admin.get(app.url(&path)).send().await.unwrap() }
+    };
+    let list = page(format!("/admin/users?q={email}")).await.text().await.unwrap();
+    assert!(list.contains(&format!(r#"<a href="/admin/users/{id}">{email}</a>"#)));
+    let html = page(format!("/admin/users/{id}")).await.text().await.unwrap();
+    assert!(html.contains("Chrome 156 on Linux") && html.contains(&format!(r#"title="{CHROME}""#)), "{html}");
+    assert!(html.contains(">curl/8.5.0<") && html.contains("just now"));
+    assert!(html.contains("<time datetime="), "times are time elements");
+
+    let chrome_sid = app.services.authenticate(chrome["access_token"].as_str().unwrap()).unwrap().sid;
+    assert!(html.contains(&format!(r#"name="id" value="{chrome_sid}""#)), "a revoke form per session");
+    let form = [
+        ("csrf", csrf_of(&html)),
+        ("action", "revoke_session".into()),
+        ("from", "user".into()),
+        ("id", chrome_sid.to_string()),
+    ];
+    let r = admin.post(app.url(&format!("/admin/users/{id}"))).form(&form).send().await.unwrap();
+    assert_eq!(r.headers()["location"], format!("/admin/users/{id}?done=ok").as_str());
+    assert_eq!(app.me(chrome["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(curl["access_token"].as_str().unwrap()).await.status(), StatusCode::OK);
+    let again = admin.post(app.url(&format!("/admin/users/{id}"))).form(&form).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "an ended session cannot be revoked twice");
+
+    let form = [("csrf", csrf_of(&html)), ("action", "end_sessions".into()), ("from", "user".into())];
+    admin.post(app.url(&format!("/admin/users/{id}"))).form(&form).send().await.unwrap();
+    assert_eq!(app.me(curl["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
+    let html = page(format!("/admin/users/{id}")).await.text().await.unwrap();
+    assert!(html.contains("session_revoked_by_admin") && html.contains("sessions_revoked_by_admin"));
+
+    let missing = page(format!("/admin/users/{}", uuid::Uuid::new_v4())).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let viewer = signed_in(app, &email).await;
+    let r = viewer.get(app.url(&format!("/admin/users/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+on_both!(the_user_page_shows_and_acts_on_one_user, |c| c.admin_require_mfa = false);
