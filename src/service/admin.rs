@@ -176,7 +176,7 @@ impl Services {
             sessions: sessions::list_live(pool, id, now, self.idle_cutoff(now)).await?,
             events: audit_store::list(
                 pool,
-                &AuditQuery { user_id: Some(id), action: None, before: i64::MAX, limit: 20 },
+                &AuditQuery { user_id: Some(id), action: None, after: i64::MIN, before: i64::MAX, limit: 20 },
             )
             .await?,
             user,

@@ -97,4 +97,24 @@ impl Services {
     pub async fn audit_events(&self, query: &audit::AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
         audit::list(self.db.pool(), query).await
     }
+
+    /// Events with the email of everyone they name: the user each is about and the admin who acted
+    /// (`detail.by`).
+    pub async fn audit_events_with_people(
+        &self,
+        query: &audit::AuditQuery<'_>,
+    ) -> Result<(Vec<AuditRecord>, std::collections::HashMap<Uuid, String>)> {
+        let events = self.audit_events(query).await?;
+        let mut ids: Vec<Uuid> =
+            events.iter().filter_map(|e| e.user_id).chain(events.iter().filter_map(actor_of)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let emails = crate::store::users::emails_of(self.db.pool(), &ids).await?;
+        Ok((events, emails))
+    }
+}
+
+/// The administrator who made the change an event records, when one did.
+pub fn actor_of(event: &AuditRecord) -> Option<Uuid> {
+    event.detail.get("by").and_then(|by| by.as_str()).and_then(|by| by.parse().ok())
 }

@@ -87,6 +87,11 @@ impl Services {
         Ok(org)
     }
 
+    /// Every organisation with its size, for the admin console.
+    pub async fn all_orgs(&self) -> Result<Vec<(OrgRecord, i64)>> {
+        orgs::all_with_sizes(self.db.pool(), 500).await
+    }
+
     /// The caller's account and memberships (`GET /auth/me`), read together.
     pub async fn me(&self, user_id: Uuid) -> Result<(UserRecord, Vec<(OrgRecord, Role)>)> {
         users::find_with_memberships(self.db.pool(), user_id).await?.ok_or(Error::InvalidToken)

@@ -48,10 +48,12 @@ pub async fn insert(conn: &mut AnyConnection, e: &AuditRecord) -> Result<()> {
     Ok(())
 }
 
-/// Which events to list: all filters optional, newest first, strictly before `before` (Unix ms).
+/// Which events to list: all filters optional, newest first, at or after `after` and strictly before
+/// `before` (Unix ms).
 pub struct AuditQuery<'a> {
     pub user_id: Option<Uuid>,
     pub action: Option<&'a str>,
+    pub after: i64,
     pub before: i64,
     pub limit: i64,
 }
@@ -60,12 +62,13 @@ pub async fn list<'e>(ex: impl AnyExecutor<'e>, q: &AuditQuery<'_>) -> Result<Ve
     // NULL filters match everything, so one statement serves every combination.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, at, user_id, action, outcome, ip, user_agent, detail FROM audit_events
-         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR action = $2) AND at < $3
-         ORDER BY at DESC, id DESC LIMIT $4",
+         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR action = $2) AND at < $3 AND at >= $4
+         ORDER BY at DESC, id DESC LIMIT $5",
     )
     .bind(q.user_id.map(|u| u.to_string()))
     .bind(q.action)
     .bind(q.before)
+    .bind(q.after)
     .bind(q.limit)
     .fetch_all(ex)
     .await?;

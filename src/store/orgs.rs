@@ -69,6 +69,22 @@ pub async fn find<'e>(ex: impl AnyExecutor<'e>, id: Uuid) -> Result<Option<OrgRe
     Ok(row.map(OrgRecord::try_from).transpose()?)
 }
 
+/// Every organisation, by name, with its member count; at most `limit`.
+pub async fn all_with_sizes<'e>(ex: impl AnyExecutor<'e>, limit: i64) -> Result<Vec<(OrgRecord, i64)>> {
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT o.id, o.name, o.slug, o.created_at, (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id)
+         FROM orgs o ORDER BY o.name, o.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|(id, name, slug, created_at, size)| {
+            Ok((OrgRecord::try_from(OrgRow { id, name, slug, created_at })?, size))
+        })
+        .collect()
+}
+
 /// Adds a member or changes their role.
 pub async fn set_member(conn: &mut AnyConnection, org_id: Uuid, user_id: Uuid, role: Role, now: i64) -> Result<()> {
     sqlx::query(

@@ -122,6 +122,20 @@ async fn fetch_one_where<'e>(ex: impl AnyExecutor<'e>, clause: &str, value: Stri
     Ok(row.map(UserRecord::try_from).transpose()?)
 }
 
+/// The email of each of `ids` that is still an account.
+pub async fn emails_of<'e>(ex: impl AnyExecutor<'e>, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!("SELECT id, email FROM users WHERE id IN ({})", placeholders.join(", "));
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    query.fetch_all(ex).await?.into_iter().map(|(id, email)| Ok((parse_id(&id)?, email))).collect()
+}
+
 pub async fn find_by_id<'e>(ex: impl AnyExecutor<'e>, id: Uuid) -> Result<Option<UserRecord>> {
     fetch_one_where(ex, "id = $1", id.to_string()).await
 }

@@ -84,7 +84,7 @@ async fn account_page(
     let (user, claims) = parts(session)?;
     let sessions = app.list_sessions(claims).await?;
     let apps = app.connected_apps(claims).await?;
-    let query = AuditQuery { user_id: Some(user.id), action: None, before: i64::MAX, limit: 20 };
+    let query = AuditQuery { user_id: Some(user.id), action: None, after: i64::MIN, before: i64::MAX, limit: 20 };
     let events = app.audit_events(&query).await?;
     let now = clock::now_ms();
     Ok(AccountPage {

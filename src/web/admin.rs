@@ -5,16 +5,18 @@ use askama::Template;
 use axum::{
     Router,
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
     account::parts,
-    chart,
+    audit_words, chart,
     pages::render,
     readable::{EventRow, SessionRow, When, when},
     session::{PageError, SignedIn, SignedInForm},
@@ -26,9 +28,14 @@ use crate::{
     edge::client::ClientInfo,
     service::{
         admin::{Actor, UserChanges},
+        audit::actor_of,
         dashboard::{Dashboard, Day},
     },
-    store::{audit::AuditQuery, orgs::OrgRecord, users::UserRecord},
+    store::{
+        audit::{AuditQuery, AuditRecord},
+        orgs::OrgRecord,
+        users::UserRecord,
+    },
 };
 
 const PAGE: i64 = 25;
@@ -38,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(dashboard))
         .route("/admin/users", get(users))
         .route("/admin/audit", get(audit))
+        .route("/admin/audit.csv", get(audit_csv))
         .route("/admin/users/{id}", get(user_page).post(act))
         .route("/admin/mail/test", post(test_mail))
 }
@@ -54,12 +62,15 @@ struct UserRow {
 }
 
 struct AuditRow {
-    at: String,
-    user: String,
-    action: String,
+    at: When,
+    /// (id, email) of the user the event is about, while that account exists.
+    user: Option<(Uuid, String)>,
+    /// The acting administrator, when one acted.
+    actor: Option<(Uuid, String)>,
+    text: String,
     outcome: String,
     ip: String,
-    detail: String,
+    details: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -97,8 +108,14 @@ struct AuditPage {
     csrf: String,
     is_admin: bool,
     section: &'static str,
-    action: String,
+    filter: AuditFilter,
+    /// The picker: (action, name, ` selected` on the chosen one).
+    actions: Vec<(&'static str, &'static str, &'static str)>,
     events: Vec<AuditRow>,
+    /// The query string of the same filters, for the older page and the CSV export.
+    filter_query: String,
+    older: Option<i64>,
+    notice: Option<&'static str>,
 }
 
 /// The answer to an action whose result is read once: a reset link to hand over, a test mail's fate.
@@ -117,8 +134,7 @@ async fn dashboard(
     SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
 ) -> Result<Response, PageError> {
-    let (_, claims) = parts(&session)?;
-    app.authorize(claims, Permission::UsersRead, "/admin", &client).await?;
+    permitted(&app, &session, Permission::UsersRead, "/admin", &client).await?;
     let d = app.dashboard().await?;
     let rows = d
         .days
@@ -154,8 +170,7 @@ async fn users(
     ClientInfo(client): ClientInfo,
     Query(query): Query<UsersQuery>,
 ) -> Result<Response, PageError> {
-    let (_, claims) = parts(&session)?;
-    app.authorize(claims, Permission::UsersRead, "/admin/users", &client).await?;
+    permitted(&app, &session, Permission::UsersRead, "/admin/users", &client).await?;
     let offset = query.offset.max(0);
     let (users, total) = app.admin_list_users(&query.q, PAGE, offset).await?;
     let page = UsersPage {
@@ -172,40 +187,172 @@ async fn users(
     Ok(render(StatusCode::OK, &page))
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 struct AuditFilter {
     #[serde(default)]
     action: String,
+    /// An email, username or id.
+    #[serde(default)]
+    user: String,
+    /// `YYYY-MM-DD`, from the start of that day (UTC).
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, to the end of that day (UTC).
+    #[serde(default)]
+    to: String,
+    /// Keyset paging: events strictly before this time (Unix ms).
+    #[serde(default, skip_serializing)]
+    before: Option<i64>,
+}
+
+const AUDIT_PAGE: i64 = 50;
+
+/// A filter turned into a query: `None` when it names a user that does not exist (nothing matches).
+async fn audit_query<'a>(app: &AppState, filter: &'a AuditFilter) -> Result<Option<AuditQuery<'a>>, PageError> {
+    let user_id = match filter.user.trim() {
+        "" => None,
+        user => match app.find_user(user).await {
+            Ok(found) => Some(found.id),
+            Err(crate::error::Error::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let day = |text: &str, field: &'static str| -> Result<Option<i64>, PageError> {
+        match text.trim() {
+            "" => Ok(None),
+            text => {
+                let date = parse_date(text)
+                    .ok_or_else(|| crate::error::Error::invalid_field(field, "A date is written YYYY-MM-DD."))?;
+                Ok(Some(date.midnight().assume_utc().unix_timestamp() * 1000))
+            }
+        }
+    };
+    let to = day(&filter.to, "to")?.map(|start| start + 86_400_000);
+    Ok(Some(AuditQuery {
+        user_id,
+        action: Some(filter.action.trim()).filter(|a| !a.is_empty()),
+        after: day(&filter.from, "from")?.unwrap_or(i64::MIN),
+        before: filter.before.unwrap_or(i64::MAX).min(to.unwrap_or(i64::MAX)),
+        limit: AUDIT_PAGE,
+    }))
+}
+
+/// `YYYY-MM-DD`, as `<input type="date">` sends it.
+fn parse_date(text: &str) -> Option<time::Date> {
+    let mut parts = text.splitn(3, '-').map(str::parse::<u16>);
+    let (year, month, day) = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    time::Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()
+}
+
+fn audit_row(e: AuditRecord, emails: &HashMap<Uuid, String>, now: i64) -> AuditRow {
+    let person = |id: Option<Uuid>| id.and_then(|id| emails.get(&id).map(|email| (id, email.clone())));
+    let user = person(e.user_id);
+    let actor = person(actor_of(&e));
+    let who = user.as_ref().map_or("someone", |(_, email)| email.as_str());
+    AuditRow {
+        text: audit_words::describe(&e.action, who, &e.detail),
+        details: audit_words::details(&e.detail),
+        at: when(e.at, now),
+        user,
+        actor,
+        outcome: e.outcome,
+        ip: e.ip.unwrap_or_default(),
+    }
 }
 
 async fn audit(
     State(app): State<AppState>,
     SignedIn(session): SignedIn,
     ClientInfo(client): ClientInfo,
-    Query(query): Query<AuditFilter>,
+    Query(filter): Query<AuditFilter>,
 ) -> Result<Response, PageError> {
-    let (_, claims) = parts(&session)?;
-    app.authorize(claims, Permission::AuditRead, "/admin/audit", &client).await?;
-    let action = Some(query.action.trim()).filter(|a| !a.is_empty());
-    let events = app.audit_events(&AuditQuery { user_id: None, action, before: i64::MAX, limit: 50 }).await?;
+    permitted(&app, &session, Permission::AuditRead, "/admin/audit", &client).await?;
+    let (events, emails) = match audit_query(&app, &filter).await? {
+        Some(query) => app.audit_events_with_people(&query).await?,
+        None => Default::default(),
+    };
+    let now = clock::now_ms();
+    let older = (events.len() as i64 == AUDIT_PAGE).then(|| events.last().map(|e| e.at)).flatten();
     let page = AuditPage {
         csrf: session.csrf.clone(),
         is_admin: true,
         section: "audit",
-        action: query.action.clone(),
-        events: events
-            .into_iter()
-            .map(|e| AuditRow {
-                at: clock::rfc3339(e.at),
-                user: e.user_id.map(|u| u.to_string()).unwrap_or_default(),
-                action: e.action,
-                outcome: e.outcome,
-                ip: e.ip.unwrap_or_default(),
-                detail: e.detail.to_string(),
-            })
+        actions: audit_words::ACTIONS
+            .iter()
+            .map(|(action, name)| (*action, *name, if *action == filter.action.trim() { " selected" } else { "" }))
             .collect(),
+        filter_query: serde_urlencoded::to_string(&filter).unwrap_or_default(),
+        notice: (!filter.user.trim().is_empty() && events.is_empty()).then_some("No events for that user."),
+        events: events.into_iter().map(|e| audit_row(e, &emails, now)).collect(),
+        older,
+        filter,
     };
     Ok(render(StatusCode::OK, &page))
+}
+
+const CSV_HEADER: &str = "at,action,outcome,user_email,user_id,actor_email,ip,user_agent,detail\r\n";
+const CSV_PAGE: i64 = 500;
+
+/// `/admin/audit.csv`: the same filters, every matching event, streamed a page at a time so that a large
+/// export holds one page in memory.
+async fn audit_csv(
+    State(app): State<AppState>,
+    SignedIn(session): SignedIn,
+    ClientInfo(client): ClientInfo,
+    Query(filter): Query<AuditFilter>,
+) -> Result<Response, PageError> {
+    permitted(&app, &session, Permission::AuditRead, "/admin/audit.csv", &client).await?;
+    let start = audit_query(&app, &filter).await?.map(|q| (q.user_id, q.after, q.before));
+    let action = Some(filter.action.trim().to_string()).filter(|a| !a.is_empty());
+    let header = futures_util::stream::once(async { Ok::<_, std::io::Error>(axum::body::Bytes::from(CSV_HEADER)) });
+    let pages = futures_util::stream::unfold(start, move |state| {
+        let (app, action) = (app.clone(), action.clone());
+        async move {
+            let (user_id, after, before) = state?;
+            let query = AuditQuery { user_id, action: action.as_deref(), after, before, limit: CSV_PAGE };
+            let (events, emails) = match app.audit_events_with_people(&query).await {
+                Ok(found) => found,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            };
+            let last = events.last()?.at;
+            let next = (events.len() as i64 == CSV_PAGE).then_some((user_id, after, last));
+            let chunk: String = events.iter().map(|e| csv_line(e, &emails)).collect();
+            Some((Ok(axum::body::Bytes::from(chunk)), next))
+        }
+    });
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    Ok((headers, axum::body::Body::from_stream(futures_util::StreamExt::chain(header, pages))).into_response())
+}
+
+fn csv_line(e: &AuditRecord, emails: &HashMap<Uuid, String>) -> String {
+    let email = |id: Option<Uuid>| id.and_then(|id| emails.get(&id).cloned()).unwrap_or_default();
+    let cells = [
+        clock::rfc3339(e.at),
+        e.action.clone(),
+        e.outcome.clone(),
+        email(e.user_id),
+        e.user_id.map(|id| id.to_string()).unwrap_or_default(),
+        email(actor_of(e)),
+        e.ip.clone().unwrap_or_default(),
+        e.user_agent.clone().unwrap_or_default(),
+        e.detail.to_string(),
+    ];
+    let mut line = cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// RFC 4180 quoting, and a leading `'` on cells a spreadsheet would run as a formula (a user agent is the
+/// client's to choose).
+fn csv_cell(value: &str) -> String {
+    let value =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
+    if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
 #[derive(Template)]
@@ -241,10 +388,29 @@ fn actions_for(u: &UserRecord) -> Vec<(&'static str, &'static str)> {
     .collect()
 }
 
+/// The signed-in user's claims when they have `permission`; anyone else is refused, and the refusal audited
+/// under `path`.
+pub(super) async fn permitted<'s>(
+    app: &AppState,
+    session: &'s crate::service::web::BrowserSession,
+    permission: Permission,
+    path: &str,
+    who: &crate::service::Client,
+) -> Result<&'s crate::domain::tokens::AccessClaims, PageError> {
+    let (_, claims) = parts(session)?;
+    app.authorize(claims, permission, path, who).await?;
+    Ok(claims)
+}
+
+/// Every role for a `<select>`, with ` selected` on `role`.
+pub(super) fn role_options(role: Role) -> Vec<(&'static str, &'static str)> {
+    Role::ALL.iter().map(|r| (r.as_str(), if *r == role { " selected" } else { "" })).collect()
+}
+
 fn row_of(u: UserRecord) -> UserRow {
     UserRow {
         actions: actions_for(&u),
-        role_options: Role::ALL.iter().map(|r| (r.as_str(), if *r == u.role { " selected" } else { "" })).collect(),
+        role_options: role_options(u.role),
         id: u.id,
         email: u.email,
         is_active: u.is_active,
@@ -259,8 +425,7 @@ async fn user_page(
     Path(id): Path<Uuid>,
     Query(query): Query<UsersQuery>,
 ) -> Result<Response, PageError> {
-    let (_, claims) = parts(&session)?;
-    app.authorize(claims, Permission::UsersRead, "/admin/users", &client).await?;
+    permitted(&app, &session, Permission::UsersRead, "/admin/users", &client).await?;
     let o = app.admin_user_overview(id).await?;
     let now = clock::now_ms();
     let page = UserPage {
@@ -300,8 +465,7 @@ async fn act(
     Path(id): Path<Uuid>,
     SignedInForm(session, form): SignedInForm<ActForm>,
 ) -> Result<Response, PageError> {
-    let (_, claims) = parts(&session)?;
-    app.authorize(claims, Permission::UsersWrite, "/admin/users", &client).await?;
+    let claims = permitted(&app, &session, Permission::UsersWrite, "/admin/users", &client).await?;
     let actor = Actor::Admin(claims.sub);
     let change = |role, is_active| UserChanges { role, is_active };
     match (form.action.as_str(), form.role) {
@@ -346,8 +510,7 @@ async fn test_mail(
     ClientInfo(client): ClientInfo,
     SignedInForm(session, form): SignedInForm<TestMailForm>,
 ) -> Result<Response, PageError> {
-    let (_, claims) = parts(&session)?;
-    app.authorize(claims, Permission::UsersWrite, "/admin/mail/test", &client).await?;
+    let claims = permitted(&app, &session, Permission::UsersWrite, "/admin/mail/test", &client).await?;
     let (heading, message) = match app.send_test_mail(Actor::Admin(claims.sub), &form.to, &client).await? {
         Ok(answer) => ("Test mail sent", format!("The SMTP server took the mail for {}: {answer}", form.to.trim())),
         Err(why) => ("Test mail not sent", format!("The SMTP server did not take the mail: {why}")),

@@ -18,8 +18,8 @@ mod form;
 use form::{Choice, ClientForm, choices};
 
 use super::{
-    account::parts,
     pages::render,
+    readable::{When, when},
     session::{NoFields, PageError, SignedIn, SignedInForm},
 };
 use crate::{
@@ -48,22 +48,8 @@ pub fn router() -> Router<AppState> {
 
 /// The signed-in administrator, as the services' actor; anyone else is refused (and the refusal audited).
 async fn admin(app: &AppState, session: &BrowserSession, who: &Client) -> Result<Actor, PageError> {
-    let (_, claims) = parts(session)?;
-    app.authorize(claims, Permission::UsersWrite, "/admin/clients", who).await?;
+    let claims = super::admin::permitted(app, session, Permission::UsersWrite, "/admin/clients", who).await?;
     Ok(Actor::Admin(claims.sub))
-}
-
-/// A time as a person reads it, with the exact value for `<time datetime>`.
-struct When {
-    iso: String,
-    text: String,
-}
-
-fn when(ms: i64) -> When {
-    let iso = clock::rfc3339(ms);
-    let t = clock::from_ms(ms);
-    let (month, day, hour, minute) = (u8::from(t.month()), t.day(), t.hour(), t.minute());
-    When { iso, text: format!("{}-{month:02}-{day:02} {hour:02}:{minute:02} UTC", t.year()) }
 }
 
 /// A client as the list and the top of its page show it.
@@ -78,13 +64,14 @@ struct ClientRow {
 
 impl ClientRow {
     fn new(client: &ClientRecord) -> Self {
+        let now = clock::now_ms();
         Self {
             client_id: client.client_id.clone(),
             name: client.name.clone(),
             public: client.secret_hash.is_none(),
             grants: client.grant_types.join(", "),
-            created: when(client.created_at),
-            last_token: client.last_token_at.map(when),
+            created: when(client.created_at, now),
+            last_token: client.last_token_at.map(|at| when(at, now)),
         }
     }
 }

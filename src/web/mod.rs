@@ -5,6 +5,8 @@
 mod account;
 mod admin;
 mod admin_clients;
+mod admin_orgs;
+mod audit_words;
 mod authorize;
 mod chart;
 mod end_session;
@@ -32,6 +34,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(mail_links::router(state))
         .merge(admin::router())
         .merge(admin_clients::router())
+        .merge(admin_orgs::router())
         .merge(authorize::router())
         .merge(end_session::router())
         .route(

@@ -146,3 +146,104 @@ async fn the_user_page_shows_and_acts_on_one_user(app: &TestApp) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 on_both!(the_user_page_shows_and_acts_on_one_user, |c| c.admin_require_mfa = false);
+
+/// The audit log in words, with the acting admin and the user linked by email, filtered by action, user and
+/// dates; the CSV export with the same filters, quoted and safe to open in a spreadsheet.
+async fn the_audit_log_reads_in_words_and_exports_csv(app: &TestApp) {
+    app.services.create_user("auditor@example.com", None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
+    let admin = signed_in(app, "auditor@example.com").await;
+    let (email, _) = app.new_user().await;
+    let id = app.services.find_user(&email).await.unwrap().id;
+    let body = serde_json::json!({"username": email, "password": "not the password"});
+    app.client.post(app.url("/auth/login")).header("user-agent", "=HYPERLINK(\"x\")").json(&body).send().await.unwrap();
+    let admin_id = app.services.find_user("auditor@example.com").await.unwrap().id;
+    app.services
+        .admin_end_sessions(latchkey::service::admin::Actor::Admin(admin_id), id, &Default::default())
+        .await
+        .unwrap();
+
+    let html = admin.get(app.url("/admin/audit")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!("A sign-in as {email} failed: wrong password")), "{html}");
+    assert!(html.contains(&format!("An administrator ended every session of {email}")));
+    assert!(html.contains(&format!(r#"<a href="/admin/users/{admin_id}">auditor@example.com</a>"#)), "the actor");
+    assert!(html.contains("<dt>sessions ended</dt>"), "labelled details");
+    assert!(html.contains(r#"<option value="login_failed">Failed sign-ins</option>"#), "an action picker");
+
+    let only = admin.get(app.url(&format!("/admin/audit?action=login_failed&user={email}"))).send().await.unwrap();
+    let only = only.text().await.unwrap();
+    assert_eq!(only.matches("<time datetime=").count(), 1, "one failed sign-in for that user");
+    let tomorrow = latchkey::clock::rfc3339(latchkey::clock::now_ms() + DAY_MS)[..10].to_string();
+    let later = admin.get(app.url(&format!("/admin/audit?from={tomorrow}"))).send().await.unwrap();
+    assert_eq!(later.text().await.unwrap().matches("<time datetime=").count(), 0, "nothing from tomorrow on");
+    let bad = admin.get(app.url("/admin/audit?from=yesterday")).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let csv = admin.get(app.url(&format!("/admin/audit.csv?user={email}"))).send().await.unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("at,action,outcome,user_email,user_id,actor_email,ip,user_agent,detail"));
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|r| r.contains(",login_failed,failure,") && r.contains(&email)));
+    assert!(rows.iter().any(|r| r.contains(",sessions_revoked_by_admin,") && r.contains("auditor@example.com")));
+    assert!(csv.contains(r#""'=HYPERLINK(""x"")""#), "a formula is defused and quoted: {csv}");
+    assert!(rows.iter().all(|r| r.contains(&id.to_string())), "only that user's events");
+
+    let (viewer, _) = app.new_user().await;
+    let viewer = signed_in(app, &viewer).await;
+    assert_eq!(viewer.get(app.url("/admin/audit.csv")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+on_both!(the_audit_log_reads_in_words_and_exports_csv, |c| c.admin_require_mfa = false);
+
+/// Organisations from the console: create (the admin becomes its admin), add a member by email, change the
+/// role, remove; the last org admin stays; viewers get 403.
+async fn organisations_are_run_from_the_console(app: &TestApp) {
+    app.services.create_user("orgs@example.com", None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
+    let admin = signed_in(app, "orgs@example.com").await;
+    let (member, _) = app.new_user().await;
+    let html = admin.get(app.url("/admin/orgs")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let form = [("csrf", csrf.as_str()), ("name", "Research"), ("slug", "research")];
+    let r = admin.post(app.url("/admin/orgs")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let org_path = r.headers()["location"].to_str().unwrap().to_string();
+    let taken = admin.post(app.url("/admin/orgs")).form(&form).send().await.unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+
+    let form = [("csrf", csrf.as_str()), ("user", member.as_str()), ("role", "analyst")];
+    let r = admin.post(app.url(&format!("{org_path}/members"))).form(&form).send().await.unwrap();
+    assert_eq!(r.headers()["location"], format!("{org_path}?invited=1").as_str(), "an org admin invites");
+    let html = admin.get(app.url(&format!("{org_path}?invited=1"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Invited") && !html.contains(&member));
+    let member_token = crate::helpers::token(
+        &crate::helpers::expect_json(app.login(&member, PASSWORD).await, StatusCode::OK).await,
+        "access_token",
+    );
+    let accept = format!("/api/v1{}/invitations/accept", org_path.trim_start_matches("/admin"));
+    assert_eq!(app.post_bearer(&accept, &member_token).await.status(), StatusCode::OK);
+    let html = admin.get(app.url(&org_path)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&member) && html.contains("orgs@example.com"), "{html}");
+    let member_id = app.services.find_user(&member).await.unwrap().id;
+    let admin_id = app.services.find_user("orgs@example.com").await.unwrap().id;
+    let member_path = format!("{org_path}/members/{member_id}");
+    let form = [("csrf", csrf.as_str()), ("action", "role"), ("role", "reviewer")];
+    admin.post(app.url(&member_path)).form(&form).send().await.unwrap();
+    let html = admin.get(app.url(&org_path)).send().await.unwrap().text().await.unwrap();
+    let row = html.split(&format!("/admin/users/{member_id}")).nth(1).unwrap();
+    assert!(row.split("</tr>").next().unwrap().contains(r#"<option value="reviewer" selected>"#));
+
+    let form = [("csrf", csrf.as_str()), ("action", "remove")];
+    let last = admin.post(app.url(&format!("{org_path}/members/{admin_id}"))).form(&form).send().await.unwrap();
+    assert_eq!(last.status(), StatusCode::CONFLICT, "the last org admin stays");
+    admin.post(app.url(&member_path)).form(&form).send().await.unwrap();
+    let html = admin.get(app.url(&org_path)).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains(&member));
+    let list = admin.get(app.url("/admin/orgs")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("Research") && list.contains("<td>1</td>"));
+
+    let viewer = signed_in(app, &member).await;
+    assert_eq!(viewer.get(app.url("/admin/orgs")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(viewer.get(app.url(&org_path)).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+on_both!(organisations_are_run_from_the_console, |c| c.admin_require_mfa = false);
