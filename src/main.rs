@@ -19,7 +19,7 @@ use latchkey::{
         admin::{Actor, UserChanges},
         oauth_clients::ClientSettings,
     },
-    store::Db,
+    store::{Db, users::UserFilter},
 };
 use tracing_subscriber::EnvFilter;
 use zeroize::Zeroizing;
@@ -313,7 +313,10 @@ async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()
 
     match command {
         UserCommand::List { query } => {
-            let (users, total) = services.admin_list_users(&query, 1000, 0).await.map_err(explain)?;
+            let (users, total) = services
+                .admin_list_users(&UserFilter { q: &query, ..Default::default() }, 1000, 0)
+                .await
+                .map_err(explain)?;
             for u in users {
                 let state = if u.is_active { "active" } else { "deactivated" };
                 let mfa = if u.mfa_enabled { "mfa" } else { "-" };

@@ -20,6 +20,7 @@ use crate::{
     app::AppState,
     domain::roles::Role,
     service::admin::{Actor, UserChanges},
+    store::users::UserFilter,
 };
 
 pub fn router() -> Router<AppState> {
@@ -123,7 +124,13 @@ async fn list(
 ) -> Result<axum::Json<UserList>, ApiError> {
     let limit = search.limit.unwrap_or(50).clamp(1, 200);
     let offset = search.offset.unwrap_or(0).max(0);
-    let (users, total) = app.admin_list_users(search.q.as_deref().unwrap_or_default(), limit, offset).await?;
+    let (users, total) = app
+        .admin_list_users(
+            &UserFilter { q: search.q.as_deref().unwrap_or_default(), ..Default::default() },
+            limit,
+            offset,
+        )
+        .await?;
     Ok(axum::Json(UserList { users: users.into_iter().map(User::from).collect(), total }))
 }
 

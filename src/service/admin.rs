@@ -60,9 +60,14 @@ fn last_admin() -> Error {
 }
 
 impl Services {
-    pub async fn admin_list_users(&self, q: &str, limit: i64, offset: i64) -> Result<(Vec<UserRecord>, i64)> {
+    pub async fn admin_list_users(
+        &self,
+        filter: &users::UserFilter<'_>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<UserRecord>, i64)> {
         let mut conn = self.db.pool().acquire().await?;
-        users::search(&mut conn, q, limit, offset).await
+        users::search(&mut conn, filter, limit, offset).await
     }
 
     pub async fn admin_get_user(&self, id: Uuid) -> Result<UserRecord> {

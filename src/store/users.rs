@@ -196,15 +196,38 @@ pub async fn set_mfa_enabled(conn: &mut AnyConnection, id: Uuid, enabled: bool, 
 
 /// `q` (case-insensitive substring of email or username, matched literally), ordered by creation; and the
 /// number of matches.
-pub async fn search(conn: &mut AnyConnection, q: &str, limit: i64, offset: i64) -> Result<(Vec<UserRecord>, i64)> {
-    let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+/// Which accounts a search lists: `q` a substring of the email or username, and optionally one role and one
+/// state.
+#[derive(Default)]
+pub struct UserFilter<'a> {
+    pub q: &'a str,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+pub async fn search(
+    conn: &mut AnyConnection,
+    filter: &UserFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<UserRecord>, i64)> {
+    let escaped = filter.q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     let pattern = format!("%{escaped}%");
-    let filter = "WHERE email LIKE $1 ESCAPE '\\' OR username LIKE $1 ESCAPE '\\'";
-    let (total,): (i64,) =
-        sqlx::query_as(&format!("SELECT COUNT(*) FROM users {filter}")).bind(&pattern).fetch_one(&mut *conn).await?;
+    let role = filter.role.map(Role::as_str);
+    let active = filter.active.map(i64::from);
+    let condition = "WHERE (email LIKE $1 ESCAPE '\\' OR username LIKE $1 ESCAPE '\\')
+                     AND ($2 IS NULL OR role = $2) AND ($3 IS NULL OR is_active = $3)";
+    let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM users {condition}"))
+        .bind(&pattern)
+        .bind(role)
+        .bind(active)
+        .fetch_one(&mut *conn)
+        .await?;
     let rows: Vec<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users {filter} ORDER BY created_at, id LIMIT $2 OFFSET $3"))
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users {condition} ORDER BY created_at, id LIMIT $4 OFFSET $5"))
             .bind(&pattern)
+            .bind(role)
+            .bind(active)
             .bind(limit)
             .bind(offset)
             .fetch_all(&mut *conn)

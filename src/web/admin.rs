@@ -34,7 +34,7 @@ use crate::{
     store::{
         audit::{AuditQuery, AuditRecord},
         orgs::OrgRecord,
-        users::UserRecord,
+        users::{UserFilter, UserRecord},
     },
 };
 
@@ -95,6 +95,11 @@ struct UsersPage {
     is_admin: bool,
     section: &'static str,
     q: String,
+    /// (value, name, ` selected`) for the role and state pickers.
+    role_filter: Vec<(&'static str, &'static str, &'static str)>,
+    state_filter: Vec<(&'static str, &'static str, &'static str)>,
+    /// The search and filters as a query string, for the paging links.
+    filter_query: String,
     total: i64,
     users: Vec<UserRow>,
     prev_offset: Option<i64>,
@@ -155,12 +160,19 @@ async fn dashboard(
     Ok(render(StatusCode::OK, &page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct UsersQuery {
     #[serde(default)]
     q: String,
+    /// A role name, or empty for every role.
     #[serde(default)]
+    role: String,
+    /// `active`, `deactivated`, or empty for both.
+    #[serde(default)]
+    state: String,
+    #[serde(default, skip_serializing)]
     offset: i64,
+    #[serde(skip_serializing)]
     done: Option<String>,
 }
 
@@ -172,12 +184,31 @@ async fn users(
 ) -> Result<Response, PageError> {
     permitted(&app, &session, Permission::UsersRead, "/admin/users", &client).await?;
     let offset = query.offset.max(0);
-    let (users, total) = app.admin_list_users(&query.q, PAGE, offset).await?;
+    let filter = UserFilter {
+        q: &query.q,
+        role: query.role.parse().ok(),
+        active: match query.state.as_str() {
+            "active" => Some(true),
+            "deactivated" => Some(false),
+            _ => None,
+        },
+    };
+    let (users, total) = app.admin_list_users(&filter, PAGE, offset).await?;
     let page = UsersPage {
         csrf: session.csrf.clone(),
         is_admin: true,
         section: "users",
         q: query.q.clone(),
+        role_filter: [("", "Every role")]
+            .into_iter()
+            .chain(Role::ALL.iter().map(|r| (r.as_str(), r.as_str())))
+            .map(|(value, name)| (value, name, if value == query.role { " selected" } else { "" }))
+            .collect(),
+        state_filter: [("", "Active and deactivated"), ("active", "Active"), ("deactivated", "Deactivated")]
+            .into_iter()
+            .map(|(value, name)| (value, name, if value == query.state { " selected" } else { "" }))
+            .collect(),
+        filter_query: serde_urlencoded::to_string(&query).unwrap_or_default(),
         total,
         prev_offset: (offset > 0).then(|| (offset - PAGE).max(0)),
         next_offset: (offset + PAGE < total).then_some(offset + PAGE),
@@ -457,6 +488,38 @@ struct ActForm {
     /// `user` when the form is on the user's own page, which the answer goes back to.
     #[serde(default)]
     from: String,
+    /// `yes` once the administrator confirmed a destructive action.
+    confirm: Option<String>,
+}
+
+/// The question a destructive action asks before it runs: (button, consequence).
+fn confirmation(action: &str) -> Option<(&'static str, &'static str)> {
+    match action {
+        "deactivate" => {
+            Some(("Yes, deactivate", "They are signed out everywhere and cannot sign in until reactivated."))
+        }
+        "reset_mfa" => Some((
+            "Yes, reset two-factor",
+            "Their authenticator and backup codes stop working and they are signed out everywhere; \
+             they sign in with their password alone until they set up a second factor again.",
+        )),
+        "end_sessions" => Some(("Yes, end every session", "They are signed out on every device and application.")),
+        _ => None,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_confirm.html")]
+struct ConfirmPage {
+    csrf: String,
+    is_admin: bool,
+    email: String,
+    user_id: Uuid,
+    action: String,
+    from: String,
+    button: &'static str,
+    consequence: &'static str,
+    back: String,
 }
 
 async fn act(
@@ -467,6 +530,21 @@ async fn act(
 ) -> Result<Response, PageError> {
     let claims = permitted(&app, &session, Permission::UsersWrite, "/admin/users", &client).await?;
     let actor = Actor::Admin(claims.sub);
+    let back = if form.from == "user" { format!("/admin/users/{id}") } else { "/admin/users".into() };
+    if let Some((button, consequence)) = confirmation(&form.action).filter(|_| form.confirm.as_deref() != Some("yes")) {
+        let page = ConfirmPage {
+            csrf: session.csrf.clone(),
+            is_admin: true,
+            email: app.admin_get_user(id).await?.email,
+            user_id: id,
+            action: form.action.clone(),
+            from: form.from.clone(),
+            button,
+            consequence,
+            back,
+        };
+        return Ok(render(StatusCode::OK, &page));
+    }
     let change = |role, is_active| UserChanges { role, is_active };
     match (form.action.as_str(), form.role) {
         ("role", Some(role)) => app.admin_update_user(actor, id, change(Some(role), None), &client).await.map(|_| ()),
@@ -491,8 +569,7 @@ async fn act(
         }
         _ => Err(crate::error::Error::BadRequest("Unknown action.".into())),
     }?;
-    let back = if form.from == "user" { format!("/admin/users/{id}?done=ok") } else { "/admin/users?done=ok".into() };
-    Ok(Redirect::to(&back).into_response())
+    Ok(Redirect::to(&format!("{back}?done=ok")).into_response())
 }
 
 fn handover(session: &crate::service::web::BrowserSession) -> HandoverPage {

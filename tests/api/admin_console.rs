@@ -133,7 +133,12 @@ async fn the_user_page_shows_and_acts_on_one_user(app: &TestApp) {
     let again = admin.post(app.url(&format!("/admin/users/{id}"))).form(&form).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND, "an ended session cannot be revoked twice");
 
-    let form = [("csrf", csrf_of(&html)), ("action", "end_sessions".into()), ("from", "user".into())];
+    let form = [
+        ("csrf", csrf_of(&html)),
+        ("action", "end_sessions".into()),
+        ("from", "user".into()),
+        ("confirm", "yes".into()),
+    ];
     admin.post(app.url(&format!("/admin/users/{id}"))).form(&form).send().await.unwrap();
     assert_eq!(app.me(curl["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
     let html = page(format!("/admin/users/{id}")).await.text().await.unwrap();

@@ -243,6 +243,7 @@ async fn a_person_uses_the_pages_in_chromium() {
     s.open(&format!("/admin/users?q={victim}")).await;
     s.shot("admin").await;
     s.click("form input[value='deactivate'] ~ button").await;
+    s.click("button[name='confirm']").await;
     s.expect_path("/admin/users?done=ok").await;
     expect_error(
         app.me(victim_pair["access_token"].as_str().unwrap()).await,

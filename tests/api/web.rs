@@ -194,9 +194,18 @@ async fn admin_page_for_admins_only(app: &TestApp) {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("plain@example.com") && !html.contains("<td>boss@example.com"));
     let id = html.split(r#"action="/admin/users/"#).nth(1).unwrap().split('"').next().unwrap().to_string();
-    let r =
-        post(&admin, app, &format!("/admin/users/{id}"), &[("csrf", &csrf_of(&html)), ("action", "deactivate")]).await;
+    let path = format!("/admin/users/{id}");
+    let asked = post(&admin, app, &path, &[("csrf", &csrf_of(&html)), ("action", "deactivate")]).await;
+    assert_eq!(asked.status(), StatusCode::OK, "a destructive action asks first");
+    let question = asked.text().await.unwrap();
+    assert!(question.contains("Yes, deactivate") && question.contains("plain@example.com"));
+    assert_eq!(viewer.get(app.url("/account")).send().await.unwrap().status(), StatusCode::OK, "nothing done yet");
+    let r = post(&admin, app, &path, &[("csrf", &csrf_of(&html)), ("action", "deactivate"), ("confirm", "yes")]).await;
     assert_eq!(location(&r), "/admin/users?done=ok");
+    let (_, deactivated) = get(&admin, app, "/admin/users?state=deactivated").await;
+    assert!(deactivated.contains("plain@example.com") && !deactivated.contains(">boss@example.com<"));
+    let (_, admins) = get(&admin, app, "/admin/users?role=admin&state=deactivated").await;
+    assert!(admins.contains("0 accounts"), "filters combine");
     assert_eq!(location(&viewer.get(app.url("/account")).send().await.unwrap()), "/login", "signed out at once");
     let (_, html) = get(&admin, app, "/admin/audit?action=user_deactivated").await;
     assert!(html.contains("user_deactivated"));
