@@ -508,18 +508,19 @@ fn confirmation(action: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// The question a destructive action asks: the same form again, with `confirm=yes` on its button.
 #[derive(Template)]
 #[template(path = "admin_confirm.html")]
-struct ConfirmPage {
-    csrf: String,
-    is_admin: bool,
-    email: String,
-    user_id: Uuid,
-    action: String,
-    from: String,
-    button: &'static str,
-    consequence: &'static str,
-    back: String,
+pub(super) struct ConfirmPage {
+    pub csrf: String,
+    pub is_admin: bool,
+    /// Who or what the action is about.
+    pub subject: String,
+    pub form_action: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: &'static str,
+    pub consequence: &'static str,
+    pub back: String,
 }
 
 async fn act(
@@ -535,10 +536,9 @@ async fn act(
         let page = ConfirmPage {
             csrf: session.csrf.clone(),
             is_admin: true,
-            email: app.admin_get_user(id).await?.email,
-            user_id: id,
-            action: form.action.clone(),
-            from: form.from.clone(),
+            subject: app.admin_get_user(id).await?.email,
+            form_action: format!("/admin/users/{id}"),
+            fields: vec![("action", form.action.clone()), ("from", form.from.clone())],
             button,
             consequence,
             back,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    admin::{permitted, role_options},
+    admin::{ConfirmPage, permitted, role_options},
     pages::render,
     session::{PageError, SignedIn, SignedInForm},
 };
@@ -143,6 +143,8 @@ struct MemberChange {
     /// `role` (with `role`) or `remove`.
     action: String,
     role: Option<Role>,
+    /// `yes` once the administrator confirmed a removal.
+    confirm: Option<String>,
 }
 
 async fn change_member(
@@ -152,6 +154,21 @@ async fn change_member(
     SignedInForm(session, form): SignedInForm<MemberChange>,
 ) -> Result<Response, PageError> {
     let claims = permitted(&app, &session, Permission::OrgsManage, "/admin/orgs", &client).await?;
+    if form.action == "remove" && form.confirm.as_deref() != Some("yes") {
+        let member = app.admin_get_user(user_id).await?;
+        let org = app.org(claims, id).await?;
+        let page = ConfirmPage {
+            csrf: session.csrf.clone(),
+            is_admin: true,
+            subject: format!("{} in {}", member.email, org.name),
+            form_action: format!("/admin/orgs/{id}/members/{user_id}"),
+            fields: vec![("action", "remove".into())],
+            button: "Yes, remove from the organisation",
+            consequence: "They lose the role they have in this organisation; their account stays.",
+            back: format!("/admin/orgs/{id}"),
+        };
+        return Ok(render(StatusCode::OK, &page));
+    }
     match (form.action.as_str(), form.role) {
         ("role", Some(role)) => app.set_org_member(claims, id, user_id, role, &client).await.map(|_| ()),
         ("remove", _) => app.remove_org_member(claims, id, user_id, &client).await,

@@ -239,6 +239,9 @@ async fn organisations_are_run_from_the_console(app: &TestApp) {
     assert!(row.split("</tr>").next().unwrap().contains(r#"<option value="reviewer" selected>"#));
 
     let form = [("csrf", csrf.as_str()), ("action", "remove")];
+    let asked = admin.post(app.url(&member_path)).form(&form).send().await.unwrap();
+    assert!(asked.text().await.unwrap().contains("Yes, remove from the organisation"), "removal asks first");
+    let form = [("csrf", csrf.as_str()), ("action", "remove"), ("confirm", "yes")];
     let last = admin.post(app.url(&format!("{org_path}/members/{admin_id}"))).form(&form).send().await.unwrap();
     assert_eq!(last.status(), StatusCode::CONFLICT, "the last org admin stays");
     admin.post(app.url(&member_path)).form(&form).send().await.unwrap();
