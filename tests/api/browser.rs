@@ -245,6 +245,16 @@ async fn a_person_uses_the_pages_in_chromium() {
     s.click("form input[value='deactivate'] ~ button").await;
     s.click("button[name='confirm']").await;
     s.expect_path("/admin/users?done=ok").await;
+    s.open("/admin/audit?action=user_deactivated").await;
+    assert!(s.text("tbody").await.contains(&format!("{victim} was deactivated")));
+    s.shot("admin_audit").await;
+    s.open("/admin/orgs").await;
+    s.fill("#org-name", "Research").await;
+    s.fill("#org-slug", "research").await;
+    s.click("form[action='/admin/orgs'] button").await;
+    s.expect_path("/admin/orgs/").await;
+    assert!(s.text("h1").await.contains("Research"));
+    s.shot("admin_org").await;
     expect_error(
         app.me(victim_pair["access_token"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED,
