@@ -40,6 +40,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
-        .merge(openapi::swagger_ui())
+        .merge(openapi::swagger_ui(&state.config.issuer))
         .layer(crate::edge::headers::cors(&state.config.cors_origins))
 }

@@ -40,7 +40,8 @@ use crate::edge::error;
 )]
 pub struct ApiDoc;
 
-/// Bearer tokens, and the password grant so that Swagger UI's Authorize button can sign in.
+/// Bearer tokens; the password grant (so that Swagger UI's Authorize button can sign in) is added in
+/// `swagger_ui`, which knows the issuer.
 struct Security;
 
 impl Modify for Security {
@@ -50,13 +51,17 @@ impl Modify for Security {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
-        components.add_security_scheme(
-            "password",
-            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new("/api/v1/auth/login", Scopes::new()))])),
-        );
     }
 }
 
-pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+/// The document and Swagger UI. OpenAPI 3.1 wants the password flow's `tokenUrl` absolute: it is built from
+/// the issuer, as every other address Latchkey hands out.
+pub fn swagger_ui(issuer: &str) -> SwaggerUi {
+    let mut doc = ApiDoc::openapi();
+    let token_url = format!("{issuer}/api/v1/auth/login");
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        "password",
+        SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(token_url, Scopes::new()))])),
+    );
+    SwaggerUi::new("/docs").url("/openapi.json", doc)
 }

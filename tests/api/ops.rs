@@ -37,7 +37,8 @@ async fn openapi_documents_every_endpoint(app: &TestApp) {
         assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
     }
     let flow = &doc["components"]["securitySchemes"]["password"]["flows"]["password"];
-    assert_eq!(flow["tokenUrl"], "/api/v1/auth/login");
+    let token_url = format!("{}/api/v1/auth/login", app.services.config.issuer);
+    assert_eq!(flow["tokenUrl"], token_url.as_str(), "absolute, as OpenAPI 3.1 requires");
     let text = doc.to_string();
     for absent in ["hint", "security_question", "password_expires"] {
         assert!(!text.contains(absent));
