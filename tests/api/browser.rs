@@ -93,8 +93,16 @@ impl Session<'_> {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Clicks `css`, waiting up to 5 s for it: after a form post the next page may still be loading.
     async fn click(&self, css: &str) {
-        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+        for _ in 0..50 {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+                element.click().await.unwrap();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no {css} within 5 s, at {}", self.path().await);
     }
 
     async fn path(&self) -> String {
