@@ -48,9 +48,7 @@ pub fn when(ms: i64, now: i64) -> When {
         3600..86_400 => ago(seconds / 3600, "hour"),
         86_400..604_800 => ago(seconds / 86_400, "day"),
         _ => {
-            let date = clock::from_ms(ms);
-            let month = date.month().to_string();
-            format!("{} {} {}", date.day(), &month[..3], date.year())
+            format!("{} {}", super::chart::day_label(ms), clock::from_ms(ms).year())
         }
     };
     When { datetime: clock::rfc3339(ms), text }

@@ -299,6 +299,8 @@ impl Verifier {
         }
         let issuer = &self.inner.issuer;
         let discovered = self.get_json(&format!("{issuer}/.well-known/openid-configuration")).await;
+        let configured = self.inner.configured_jwks_uri.clone();
+        let well_known = || format!("{issuer}/.well-known/jwks.json");
         let endpoints = match discovered {
             Ok(doc) => {
                 if doc.get("issuer").and_then(|i| i.as_str()) != Some(issuer.as_str()) {
@@ -306,23 +308,13 @@ impl Verifier {
                 }
                 let field = |name: &str| doc.get(name).and_then(|v| v.as_str()).map(str::to_string);
                 Endpoints {
-                    jwks_uri: self
-                        .inner
-                        .configured_jwks_uri
-                        .clone()
-                        .or_else(|| field("jwks_uri"))
-                        .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json")),
+                    jwks_uri: configured.or_else(|| field("jwks_uri")).unwrap_or_else(well_known),
                     introspection: field("introspection_endpoint"),
                 }
             }
-            Err(_) if self.inner.introspection.is_none() => Endpoints {
-                jwks_uri: self
-                    .inner
-                    .configured_jwks_uri
-                    .clone()
-                    .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json")),
-                introspection: None,
-            },
+            Err(_) if self.inner.introspection.is_none() => {
+                Endpoints { jwks_uri: configured.unwrap_or_else(well_known), introspection: None }
+            }
             Err(e) => return Err(e),
         };
         *known = Some(endpoints.clone());
