@@ -91,6 +91,10 @@ pub struct Config {
     pub access_rules: Option<PathBuf>,
     /// `LATCHKEY_COOKIE_DOMAIN`, lower case: the web session cookie is shared with its subdomains.
     pub cookie_domain: Option<String>,
+    /// `LATCHKEY_WEBAUTHN_RP_ID`: the passkeys' relying-party id; the issuer's host without it.
+    pub webauthn_rp_id: Option<String>,
+    /// `LATCHKEY_WEBAUTHN_ORIGINS`: origins besides the issuer's that may run passkey ceremonies.
+    pub webauthn_origins: Vec<String>,
     pub connections: crate::edge::serve::ConnectionLimits,
     /// `LATCHKEY_SMTP_URL` in lettre's form (it may hold a password: never logged); no mail without it.
     pub smtp_url: Option<String>,
@@ -141,6 +145,8 @@ impl Default for Config {
             hash_queue: 64,
             access_rules: None,
             cookie_domain: None,
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
             connections: crate::edge::serve::ConnectionLimits {
                 header_read: Duration::from_secs(10),
                 idle: Duration::from_secs(60),
@@ -296,6 +302,11 @@ impl Config {
         c.cookie_domain = get("LATCHKEY_COOKIE_DOMAIN")
             .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
             .filter(|d| !d.is_empty());
+        c.webauthn_rp_id =
+            get("LATCHKEY_WEBAUTHN_RP_ID").map(|d| d.trim().to_ascii_lowercase()).filter(|d| !d.is_empty());
+        c.webauthn_origins = get("LATCHKEY_WEBAUTHN_ORIGINS")
+            .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
         if let Some(n) = parse("LATCHKEY_HASH_QUEUE")? {
             c.hash_queue = usize::try_from(n).context("LATCHKEY_HASH_QUEUE is too large")?.max(1);
         }
@@ -353,16 +364,28 @@ impl Config {
         }
         if let Some(domain) = &self.cookie_domain {
             let host = self.issuer_host();
-            let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-            let covers = host == *domain || host.strip_suffix(domain.as_str()).is_some_and(|s| s.ends_with('.'));
-            if !domain.chars().all(plain) || !covers {
+            if !crate::domain::passkeys::covers(domain, &host) {
                 bail!(
                     "LATCHKEY_COOKIE_DOMAIN must be the issuer's host or a domain above it (browsers refuse any \
                      other), got {domain:?} for the issuer host {host:?}"
                 );
             }
         }
+        if let Some(rp_id) = &self.webauthn_rp_id {
+            let host = self.issuer_host();
+            if !crate::domain::passkeys::covers(rp_id, &host) {
+                bail!(
+                    "LATCHKEY_WEBAUTHN_RP_ID must be the issuer's host or a domain above it (browsers refuse any \
+                     other), got {rp_id:?} for the issuer host {host:?}"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The passkeys' relying-party id.
+    pub fn rp_id(&self) -> String {
+        self.webauthn_rp_id.clone().unwrap_or_else(|| self.issuer_host())
     }
 }
 

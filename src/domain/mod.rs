@@ -7,6 +7,7 @@ pub mod device_token;
 pub mod identity;
 pub mod mac;
 pub mod oauth;
+pub mod passkeys;
 pub mod password;
 pub mod pre_session;
 pub mod random;

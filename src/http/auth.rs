@@ -120,8 +120,9 @@ pub struct MfaPending {
     pub mfa_required: bool,
     /// Opaque, single use, accepted only by `/auth/mfa/challenge`.
     pub mfa_token: String,
-    #[schema(example = json!(["totp", "backup_code"]))]
-    pub methods: [&'static str; 2],
+    /// The second factors this account can give: `totp`, `passkey`, `backup_code`.
+    #[schema(example = json!(["totp", "passkey", "backup_code"]))]
+    pub methods: Vec<&'static str>,
     /// Seconds the `mfa_token` stays valid.
     #[schema(example = 300)]
     pub expires_in: i64,
@@ -138,12 +139,9 @@ impl From<LoginOutcome> for LoginResponse {
     fn from(outcome: LoginOutcome) -> Self {
         match outcome {
             LoginOutcome::Tokens(tokens) => Self::Tokens(tokens.into()),
-            LoginOutcome::SecondFactorOwed { mfa_token, expires_in } => Self::MfaPending(MfaPending {
-                mfa_required: true,
-                mfa_token,
-                methods: ["totp", "backup_code"],
-                expires_in,
-            }),
+            LoginOutcome::SecondFactorOwed { mfa_token, expires_in, methods } => {
+                Self::MfaPending(MfaPending { mfa_required: true, mfa_token, methods, expires_in })
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::app::AppState;
 use crate::edge::client::ClientInfo;
 use crate::edge::error::{ApiError, ErrorBody};
 use crate::edge::rate_limit;
+use crate::error::Error;
+use crate::service::mfa::Proof;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     rate_limit::limited(Router::new().route("/auth/mfa/challenge", post(challenge)), state)
@@ -74,12 +76,28 @@ pub struct BackupCodes {
     pub backup_codes: Vec<String>,
 }
 
+/// A code, or a passkey's answer to the challenge of `/auth/mfa/passkey/start`.
 #[derive(Deserialize, ToSchema)]
 pub struct ChallengeRequest {
     /// From the `MfaPending` answer of `/auth/login`.
     pub mfa_token: String,
     /// A 6-digit TOTP code or a backup code (case, spaces and dashes are ignored).
-    pub code: String,
+    pub code: Option<String>,
+    /// From `/auth/mfa/passkey/start`, with `credential`.
+    pub challenge_id: Option<String>,
+    /// `PublicKeyCredential.toJSON()` of the browser's `navigator.credentials.get`.
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<webauthn_rs_core::proto::PublicKeyCredential>,
+}
+
+impl ChallengeRequest {
+    fn proof(&self) -> Result<Proof<'_>, ApiError> {
+        match (&self.code, &self.challenge_id, &self.credential) {
+            (Some(code), None, None) => Ok(Proof::Code(code)),
+            (None, Some(challenge_id), Some(credential)) => Ok(Proof::Passkey { challenge_id, credential }),
+            _ => Err(Error::invalid_field("code", "Give a code, or a passkey's challenge_id and credential.").into()),
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/mfa/setup", tag = "mfa", security(("bearer" = []), ("password" = [])),
@@ -177,8 +195,9 @@ async fn regenerate(
 #[utoipa::path(post, path = "/api/v1/auth/mfa/challenge", tag = "mfa", request_body = ChallengeRequest,
     responses(
         (status = 200, description = "Signed in; the access token says `mfa: true`", body = TokenPair),
-        (status = 401, description = "`invalid_code`, or `invalid_token` for an unknown, expired or spent mfa_token", body = ErrorBody),
+        (status = 401, description = "`invalid_code`, `invalid_credentials` for a refused passkey, or `invalid_token` for an unknown, expired or spent mfa_token", body = ErrorBody),
         (status = 403, description = "`inactive_user`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: neither a code nor a passkey, or an expired passkey challenge", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: the fifth wrong code spends the mfa_token", body = ErrorBody),
     ))]
 async fn challenge(
@@ -186,7 +205,7 @@ async fn challenge(
     ClientInfo(client): ClientInfo,
     Json(body): Json<ChallengeRequest>,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
-    let result = app.mfa_challenge(&body.mfa_token, &body.code, &client).await;
+    let result = app.mfa_challenge(&body.mfa_token, body.proof()?, &client).await;
     let outcome = result.as_ref().map_or_else(ApiError::code_of, |_| "success");
     metrics::counter!("latchkey_mfa_challenges_total", "outcome" => outcome).increment(1);
     Ok(axum::Json(result?.into()))

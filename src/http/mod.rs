@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod passkeys;
 pub mod sessions;
 
 use axum::{
@@ -28,6 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(auth::router(state))
         .merge(mail_links::router(state))
         .merge(mfa::router(state))
+        .merge(passkeys::router(state))
         .merge(sessions::router())
         .merge(grants::router())
         .merge(audit::router())

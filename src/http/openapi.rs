@@ -6,7 +6,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, auth, authz, clients, extract, grants, mail_links, mfa, ops, orgs, sessions};
+use super::{admin, audit, auth, authz, clients, extract, grants, mail_links, mfa, ops, orgs, passkeys, sessions};
 use crate::edge::error;
 
 #[derive(OpenApi)]
@@ -18,6 +18,8 @@ use crate::edge::error;
         mail_links::resend_verification, mail_links::change, mail_links::confirm,
         mfa::setup, mfa::qr_png, mfa::enable, mfa::disable, mfa::backup_codes_remaining, mfa::regenerate,
         mfa::challenge,
+        passkeys::list, passkeys::register_start, passkeys::register_finish, passkeys::rename, passkeys::remove,
+        passkeys::login_start, passkeys::login_finish, passkeys::mfa_start,
         sessions::list, sessions::revoke, grants::list, grants::disconnect, audit::own, audit::all,
         admin::list, admin::show, admin::update, admin::unlock, admin::reset_mfa, admin::end_sessions, admin::reset_link, admin::mail_test,
         clients::create, clients::list, clients::show, clients::update, clients::remove, clients::rotate_secret,
@@ -31,6 +33,7 @@ use crate::edge::error;
     tags(
         (name = "auth", description = "Accounts, login and tokens"),
         (name = "mfa", description = "Two-factor authentication: TOTP and backup codes"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): registering, signing in, managing"),
         (name = "sessions", description = "The caller's sessions and security log"),
         (name = "admin", description = "Administration: accounts and the audit log (role admin)"),
         (name = "orgs", description = "Organisations and their members"),

@@ -69,6 +69,9 @@ pub(crate) enum Notice<'a> {
     NewDevice {
         device: &'a str,
     },
+    PasskeyAdded {
+        name: &'a str,
+    },
 }
 
 impl Notice<'_> {
@@ -80,6 +83,7 @@ impl Notice<'_> {
             Notice::MfaDisabled => "Two-factor authentication is off for your Latchkey account",
             Notice::EmailChanged { .. } => "The address of your Latchkey account was changed",
             Notice::NewDevice { .. } => "A new sign-in to your Latchkey account",
+            Notice::PasskeyAdded { .. } => "A passkey was added to your Latchkey account",
         }
     }
 
@@ -92,6 +96,7 @@ impl Notice<'_> {
             Notice::MfaDisabled => "notice_mfa_disabled",
             Notice::EmailChanged { .. } => "notice_email_changed",
             Notice::NewDevice { .. } => "notice_new_device",
+            Notice::PasskeyAdded { .. } => "notice_passkey_added",
         }
     }
 
@@ -110,6 +115,9 @@ impl Notice<'_> {
             }
             Notice::NewDevice { device } => {
                 format!("someone signed in to the Latchkey account {email} from a device not seen before: {device}.")
+            }
+            Notice::PasskeyAdded { name } => {
+                format!("a passkey named \"{name}\" was added to the Latchkey account {email}; it can sign in.")
             }
         }
     }

@@ -26,16 +26,23 @@ pub struct Enrollment {
     pub qr_png: Vec<u8>,
 }
 
-/// A password login either completes or owes a second factor.
+/// A password login either completes or owes a second factor (`methods`: which ones the account has).
 pub enum LoginOutcome {
     Tokens(IssuedTokens),
-    SecondFactorOwed { mfa_token: String, expires_in: i64 },
+    SecondFactorOwed { mfa_token: String, expires_in: i64, methods: Vec<&'static str> },
+}
+
+/// What a second step presents: a TOTP or backup code, or a passkey's answer to its challenge.
+pub enum Proof<'a> {
+    Code(&'a str),
+    Passkey { challenge_id: &'a str, credential: &'a webauthn_rs_core::proto::PublicKeyCredential },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Factor {
     Totp,
     BackupCode,
+    Passkey,
 }
 
 impl Factor {
@@ -44,6 +51,7 @@ impl Factor {
         match self {
             Factor::Totp => "otp",
             Factor::BackupCode => "backup_code",
+            Factor::Passkey => "pop",
         }
     }
 }
@@ -64,9 +72,11 @@ impl Services {
     /// Starts (or restarts) enrollment with a fresh secret; it stays pending until `/auth/mfa/enable`.
     pub async fn mfa_setup(&self, auth: &AccessClaims) -> Result<Enrollment> {
         let user = self.user(auth.sub).await?;
-        if user.mfa_enabled {
+        if self.totp_on(user.id).await? {
             return Err(already_enabled());
         }
+        // Adding TOTP to an account that has passkeys is a change to its second factors.
+        self.require_step_up(auth, &user)?;
         let secret = totp::generate_secret();
         let sealed = self.sealer.seal(&secret, &seal_purpose(user.id));
         let mut tx = self.db.begin().await?;
@@ -83,6 +93,10 @@ impl Services {
         let credential = mfa::totp(self.db.pool(), user.id).await?.filter(|c| !c.enabled).ok_or(Error::NotFound)?;
         let secret = self.open_secret(user.id, &credential.sealed_secret)?;
         Ok(self.enrollment(&user, &secret)?.qr_png)
+    }
+
+    async fn totp_on(&self, user_id: Uuid) -> Result<bool> {
+        Ok(mfa::totp(self.db.pool(), user_id).await?.is_some_and(|c| c.enabled))
     }
 
     fn enrollment(&self, user: &UserRecord, secret: &[u8]) -> Result<Enrollment> {
@@ -125,7 +139,7 @@ impl Services {
         Ok(mfa::use_backup_code(tx, user_id, &hash, clock::now_ms()).await?.then_some(Factor::BackupCode))
     }
 
-    async fn store_new_backup_codes(&self, tx: &mut Tx, user_id: Uuid, now: i64) -> Result<Vec<String>> {
+    pub(crate) async fn store_new_backup_codes(&self, tx: &mut Tx, user_id: Uuid, now: i64) -> Result<Vec<String>> {
         let codes = backup_codes::generate();
         let hashes: Vec<String> =
             codes.iter().filter_map(|c| backup_codes::normalize(c)).map(|c| self.backup_codes.digest(&c)).collect();
@@ -133,12 +147,14 @@ impl Services {
         Ok(codes)
     }
 
-    /// Finishes enrollment with a first code; returns the 10 backup codes, shown this once. Other sessions end.
+    /// Finishes enrollment with a first code; returns the 10 backup codes, shown this once, when TOTP is the
+    /// account's first second factor (an account with passkeys keeps the codes it has). Other sessions end.
     pub async fn mfa_enable(&self, auth: &AccessClaims, code: &str, client: &Client) -> Result<Vec<String>> {
         let user = self.user(auth.sub).await?;
-        if user.mfa_enabled {
+        if self.totp_on(user.id).await? {
             return Err(already_enabled());
         }
+        self.require_step_up(auth, &user)?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         if mfa::totp(&mut *tx, user.id).await?.is_none_or(|c| c.enabled) {
@@ -147,7 +163,8 @@ impl Services {
         if !self.accept_totp(&mut tx, user.id, code, true).await? {
             return Err(Error::InvalidCode { at_login: false });
         }
-        let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
+        let codes =
+            if user.mfa_enabled { Vec::new() } else { self.store_new_backup_codes(&mut tx, user.id, now).await? };
         users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
         self.queue_notice(&mut tx, &user, Notice::MfaEnabled, client, now).await?;
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
@@ -158,21 +175,32 @@ impl Services {
         Ok(codes)
     }
 
-    /// Turning MFA off needs an MFA-verified session, the password and a current code. Other sessions end.
+    /// Turning TOTP off needs an MFA-verified session, the password and a current code. Other sessions end.
+    /// With passkeys left the account stays two-factor (and keeps its backup codes); without, it is off.
     pub async fn mfa_disable(&self, auth: &AccessClaims, password: &str, code: &str, client: &Client) -> Result<()> {
         let user = self.enrolled_user_with_step_up(auth).await?;
+        if !self.totp_on(user.id).await? {
+            return Err(not_enabled());
+        }
         self.check_current_password(&user, password, client, "mfa_disabled").await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
             return Err(Error::InvalidCode { at_login: false });
         };
-        mfa::delete_all(&mut tx, user.id).await?;
-        users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
-        self.queue_notice(&mut tx, &user, Notice::MfaDisabled, client, now).await?;
+        let passkeys_left = crate::store::passkeys::count(&mut *tx, user.id).await? > 0;
+        if passkeys_left {
+            mfa::delete_totp(&mut tx, user.id).await?;
+        } else {
+            mfa::delete_all(&mut tx, user.id).await?;
+            users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
+            self.queue_notice(&mut tx, &user, Notice::MfaDisabled, client, now).await?;
+        }
         let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_disabled").await?;
-        let event =
-            Event::success("mfa_disabled", user.id).with("method", factor.amr()).with("sessions_ended", ended.len());
+        let event = Event::success("mfa_disabled", user.id)
+            .with("method", factor.amr())
+            .with("passkeys_left", passkeys_left)
+            .with("sessions_ended", ended.len());
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
@@ -275,11 +303,13 @@ impl Services {
         let mfa_token = random::opaque_token();
         let ttl = clock::duration_ms(self.config.mfa_token_ttl);
         mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.id, now, now + ttl, new_device).await?;
-        Ok(LoginOutcome::SecondFactorOwed { mfa_token, expires_in: ttl / 1000 })
+        let methods = self.second_factor_methods(tx, user.id).await?;
+        Ok(LoginOutcome::SecondFactorOwed { mfa_token, expires_in: ttl / 1000, methods })
     }
 
-    /// Login's second step. A wrong code counts against the `mfa_token`; the fifth spends it (429).
-    pub async fn mfa_challenge(&self, mfa_token: &str, code: &str, client: &Client) -> Result<IssuedTokens> {
+    /// Login's second step. A wrong code (or a refused passkey) counts against the `mfa_token`; the fifth
+    /// spends it (429).
+    pub async fn mfa_challenge(&self, mfa_token: &str, proof: Proof<'_>, client: &Client) -> Result<IssuedTokens> {
         let hash = random::token_digest(mfa_token);
         let now = clock::now_ms();
         let live = |c: &mfa::Challenge| !c.spent && now < c.expires_at;
@@ -294,22 +324,41 @@ impl Services {
         if !user.is_active {
             return Err(Error::InactiveUser);
         }
+        // A passkey's challenge is spent before its answer is judged, whatever comes of it.
+        let assertion = match proof {
+            Proof::Code(_) => None,
+            Proof::Passkey { challenge_id, credential } => {
+                Some(self.second_factor_assertion(user.id, &hash, challenge_id, credential).await?)
+            }
+        };
         let mut tx = self.db.begin().await?;
         // Judged only while still live, read again under the row lock: parallel codes for one token are
         // judged one after the other, and none after the one that spent it.
         if mfa::challenge(&mut *tx, &hash, self.db.row_lock()).await?.filter(live).is_none() {
             return Err(Error::InvalidToken);
         }
-        let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
+        let factor = match (&proof, &assertion) {
+            (Proof::Code(code), _) => self.accept_second_factor(&mut tx, user.id, code).await?,
+            (Proof::Passkey { .. }, Some(Some(assertion))) => {
+                self.record_assertion(&mut tx, assertion).await?;
+                Some(Factor::Passkey)
+            }
+            (Proof::Passkey { .. }, _) => None,
+        };
+        let Some(factor) = factor else {
             let failures = mfa::fail_challenge(&mut tx, &hash, MAX_CHALLENGE_FAILURES, now).await?;
-            let event = Event::failure("mfa_challenge_failed", Some(user.id)).with("attempt", failures);
+            let method = if matches!(proof, Proof::Code(_)) { "code" } else { "passkey" };
+            let event =
+                Event::failure("mfa_challenge_failed", Some(user.id)).with("attempt", failures).with("method", method);
             audit::record(&mut tx, client, event).await?;
             self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
             return Err(if failures >= MAX_CHALLENGE_FAILURES {
                 Error::too_many_attempts()
-            } else {
+            } else if matches!(proof, Proof::Code(_)) {
                 Error::InvalidCode { at_login: true }
+            } else {
+                Error::InvalidCredentials
             });
         };
         if !mfa::spend_challenge(&mut tx, &hash, now).await? {

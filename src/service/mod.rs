@@ -18,6 +18,7 @@ pub mod oauth_clients;
 pub mod oidc;
 pub mod orgs;
 pub mod outbox;
+pub mod passkeys;
 pub mod passwords;
 pub mod rate_limit;
 pub mod recovery;
@@ -78,6 +79,7 @@ pub struct Services {
     pub remembered: forward_auth::Remembered,
     /// For what the outbox delivers to other servers: no redirects followed, rustls.
     pub http: reqwest::Client,
+    pub relying_party: passkeys::RelyingParty,
     /// `None` without `LATCHKEY_SMTP_URL`: then no mail, and the flows that need it answer 404.
     pub mailer: Option<mail::Mailer>,
 }
@@ -100,6 +102,7 @@ impl Services {
         revocations.sync(&db).await.context("cannot read revoked sessions")?;
         let access_rules = load_access_rules(&config)?;
         let mailer = mail::Mailer::from_config(&config)?;
+        let relying_party = passkeys::RelyingParty::from_config(&config)?;
         Ok(Arc::new(Self {
             config,
             db,
@@ -121,6 +124,7 @@ impl Services {
                 .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .context("cannot set up the HTTP client")?,
+            relying_party,
             mailer,
         }))
     }

@@ -6,7 +6,12 @@
 
 use uuid::Uuid;
 
-use super::{Client, Services, accounts::NewAccount, mfa::LoginOutcome, sessions::IssuedTokens};
+use super::{
+    Client, Services,
+    accounts::NewAccount,
+    mfa::{LoginOutcome, Proof},
+    sessions::IssuedTokens,
+};
 use crate::{
     clock,
     domain::{pre_session::PreSessions, random, return_to::Destinations, tokens::AccessClaims},
@@ -185,7 +190,8 @@ impl Services {
         }
     }
 
-    pub async fn web_second_factor(&self, current: &BrowserSession, code: &str, client: &Client) -> Result<Step> {
+    /// The `mfa_token` of a browser's pending sign-in.
+    pub fn web_mfa_token(&self, current: &BrowserSession) -> Result<String> {
         let BrowserState::SecondFactorOwed { sealed_mfa_token } = &current.state else {
             return Err(Error::InvalidToken);
         };
@@ -193,9 +199,36 @@ impl Services {
             .sealer
             .open(sealed_mfa_token, "web-mfa-token")
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("a pending sign-in does not open")))?;
-        let mfa_token = String::from_utf8_lossy(&mfa_token).into_owned();
-        let tokens = self.mfa_challenge(&mfa_token, code, client).await?;
+        Ok(String::from_utf8_lossy(&mfa_token).into_owned())
+    }
+
+    pub async fn web_second_factor(&self, current: &BrowserSession, proof: Proof<'_>, client: &Client) -> Result<Step> {
+        let mfa_token = self.web_mfa_token(current)?;
+        let tokens = self.mfa_challenge(&mfa_token, proof, client).await?;
         self.web_signed_in(current, tokens).await
+    }
+
+    /// A sign-in with a passkey (`passkey_login_finish`) from a sign-in page.
+    pub async fn web_passkey_sign_in(
+        &self,
+        current: &BrowserSession,
+        challenge_id: &str,
+        credential: &webauthn_rs_core::proto::PublicKeyCredential,
+        device_token: Option<&str>,
+        client: &Client,
+    ) -> Result<Step> {
+        let tokens = self.passkey_login_finish(challenge_id, credential, device_token, client).await?;
+        self.web_signed_in(current, tokens).await
+    }
+
+    /// Whether a browser's pending sign-in can be finished with a passkey.
+    pub async fn web_pending_has_passkey(&self, current: &BrowserSession) -> Result<bool> {
+        let mfa_token = self.web_mfa_token(current)?;
+        let hash = random::token_digest(&mfa_token);
+        let Some(challenge) = crate::store::mfa::challenge(self.db.pool(), &hash, "").await? else {
+            return Ok(false);
+        };
+        Ok(crate::store::passkeys::count(self.db.pool(), challenge.user_id).await? > 0)
     }
 
     /// The second factor for a session signed in with a password only (see `mfa_step_up`).

@@ -53,14 +53,20 @@ pub async fn use_totp_step(conn: &mut AnyConnection, user_id: Uuid, step: i64) -
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes the TOTP credential and every backup code of a user.
+/// Removes every second factor of a user: the TOTP credential, the passkeys and the backup codes.
 pub async fn delete_all(conn: &mut AnyConnection, user_id: Uuid) -> Result<()> {
-    for table in ["totp_credentials", "backup_codes"] {
+    for table in ["totp_credentials", "passkeys", "backup_codes"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
             .bind(user_id.to_string())
             .execute(&mut *conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Removes the TOTP credential only (the account keeps its passkeys and backup codes).
+pub async fn delete_totp(conn: &mut AnyConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1").bind(user_id.to_string()).execute(conn).await?;
     Ok(())
 }
 

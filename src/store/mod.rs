@@ -11,6 +11,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod orgs;
 pub mod outbox;
+pub mod passkeys;
 pub mod sessions;
 pub mod users;
 pub mod web_sessions;

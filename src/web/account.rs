@@ -48,6 +48,13 @@ pub fn parts(session: &BrowserSession) -> Result<(&UserRecord, &AccessClaims), P
     }
 }
 
+pub struct PasskeyRow {
+    id: String,
+    name: String,
+    created: When,
+    last_used: Option<When>,
+}
+
 pub struct AppRow {
     client_id: String,
     name: String,
@@ -65,7 +72,11 @@ struct AccountPage {
     username: String,
     role: &'static str,
     mfa_enabled: bool,
+    totp_enabled: bool,
     backup_codes_remaining: i64,
+    passkeys: Vec<PasskeyRow>,
+    /// Removing a passkey asks for the password: it is the account's last second factor.
+    last_factor_is_passkey: bool,
     sessions: Vec<SessionRow>,
     revoke_action: String,
     revoke_fields: Vec<(&'static str, &'static str)>,
@@ -87,7 +98,20 @@ async fn account_page(
     let query = AuditQuery { user_id: Some(user.id), action: None, after: i64::MIN, before: i64::MAX, limit: 20 };
     let events = app.audit_events(&query).await?;
     let now = clock::now_ms();
+    let passkeys = app.passkeys(claims).await?;
+    let totp_enabled = app.second_factor_methods_of(user.id).await?.contains(&"totp");
     Ok(AccountPage {
+        last_factor_is_passkey: passkeys.len() == 1 && !totp_enabled,
+        totp_enabled,
+        passkeys: passkeys
+            .into_iter()
+            .map(|p| PasskeyRow {
+                id: p.id.to_string(),
+                name: p.name,
+                created: when(p.created_at, now),
+                last_used: p.last_used_at.map(|at| when(at, now)),
+            })
+            .collect(),
         csrf: session.csrf.clone(),
         is_admin: user.role.allows(Permission::UsersRead),
         email: user.email.clone(),
@@ -125,6 +149,9 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "password" => Some("Your password was changed. Your other sessions were signed out."),
         "mfa_off" => Some("Two-factor authentication is off."),
         "revoked" => Some("The session was signed out."),
+        "passkey_added" => Some("The passkey was added. You can sign in with it."),
+        "passkey_renamed" => Some("The passkey was renamed."),
+        "passkey_removed" => Some("The passkey was removed."),
         "disconnected" => Some("The application was disconnected: it must ask you again to sign you in."),
         _ => None,
     }
@@ -147,7 +174,7 @@ async fn failed(app: &AppState, session: &BrowserSession, error: crate::error::E
 }
 
 /// On to `to` after a change, or back to the account page with the reason.
-async fn done(
+pub(super) async fn done(
     app: &AppState,
     session: &BrowserSession,
     result: crate::error::Result<()>,
@@ -215,7 +242,7 @@ struct CodeForm {
 }
 
 /// New backup codes, shown this once; or the account page with the reason they were not made.
-async fn show_codes(
+pub(super) async fn show_codes(
     app: &AppState,
     session: &BrowserSession,
     result: crate::error::Result<Vec<String>>,

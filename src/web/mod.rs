@@ -12,6 +12,7 @@ mod chart;
 mod end_session;
 mod mail_links;
 pub mod pages;
+mod passkeys;
 mod readable;
 pub mod session;
 mod sign_in;
@@ -31,6 +32,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(sign_in::router(state))
         .merge(account::router())
+        .merge(passkeys::router())
         .merge(mail_links::router(state))
         .merge(admin::router())
         .merge(admin_clients::router())
@@ -44,6 +46,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/static/form_post.js",
             get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/form_post.js")) }),
+        )
+        .route(
+            "/static/passkeys.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/passkeys.js")) }),
         )
         .route(
             "/static/app.js",

@@ -22,6 +22,7 @@ use crate::{
     error::Error,
     service::{
         accounts::NewAccount,
+        mfa::Proof,
         web::{BrowserState, Step},
     },
 };
@@ -29,7 +30,10 @@ use crate::{
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = Router::new()
         .route("/login", post(login_submit))
+        .route("/login/passkey/options", post(passkey_options))
+        .route("/login/passkey", post(passkey_submit))
         .route("/login/mfa", post(mfa_submit))
+        .route("/login/mfa/passkey/options", post(mfa_passkey_options))
         .route("/register", post(register_submit));
     rate_limit::limited(limited, state)
         .route("/", get(root))
@@ -135,18 +139,70 @@ async fn login_submit(
             let to = format!("/login/mfa?next={}", utf8_percent_encode(&next.target(&app), NON_ALPHANUMERIC));
             Ok(stepped(&app, step, &to))
         }
-        Err(e) => {
-            let api = ApiError::from(e);
-            let page = LoginPage {
-                mail: app.mail_enabled(),
-                csrf: session.csrf,
-                next: next.next.clone().unwrap_or_default(),
-                username: form.username,
-                error: Some(api.body.message),
-            };
-            leading_on(&app, &next, render(api.status, &page)).await
-        }
+        Err(e) => login_failed(&app, &next, session.csrf, form.username, e).await,
     }
+}
+
+/// The sign-in page again, with the reason and the status the API would give.
+async fn login_failed(
+    app: &AppState,
+    next: &Next,
+    csrf: String,
+    username: String,
+    error: Error,
+) -> Result<Response, PageError> {
+    let api = ApiError::from(error);
+    let next_path = next.next.clone().unwrap_or_default();
+    let page = LoginPage { mail: app.mail_enabled(), csrf, next: next_path, username, error: Some(api.body.message) };
+    leading_on(app, next, render(api.status, &page)).await
+}
+
+/// A passkey ceremony's first step for a sign-in page (the script asks for it; JSON).
+async fn passkey_options(
+    State(app): State<AppState>,
+    SessionForm(_, NoFields {}): SessionForm<NoFields>,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(app.passkey_login_start(None).await?).into_response())
+}
+
+/// What the passkey script posts back: the ceremony and the browser's `PublicKeyCredential.toJSON()`.
+#[derive(Deserialize)]
+pub(super) struct PasskeyForm {
+    pub challenge_id: String,
+    pub credential: String,
+}
+
+impl PasskeyForm {
+    pub fn credential<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_str(&self.credential)
+            .map_err(|_| Error::invalid_field("credential", "The browser's passkey answer could not be read."))
+    }
+}
+
+async fn passkey_submit(
+    State(app): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Query(next): Query<Next>,
+    headers: axum::http::HeaderMap,
+    SessionForm(session, form): SessionForm<PasskeyForm>,
+) -> Result<Response, PageError> {
+    let device = read_cookie(&headers, CookieNames::for_state(&app).device);
+    let result = match form.credential() {
+        Ok(credential) => app.web_passkey_sign_in(&session, &form.challenge_id, &credential, device, &client).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
+        Err(e) => login_failed(&app, &next, session.csrf, String::new(), e).await,
+    }
+}
+
+async fn mfa_passkey_options(
+    State(app): State<AppState>,
+    SessionForm(session, NoFields {}): SessionForm<NoFields>,
+) -> Result<Response, ApiError> {
+    let mfa_token = app.web_mfa_token(&session)?;
+    Ok(axum::Json(app.passkey_mfa_start(&mfa_token).await?).into_response())
 }
 
 #[derive(Template)]
@@ -156,6 +212,8 @@ struct MfaPage {
     next: String,
     /// A signed-in session giving the second factor an application asks for, not a sign-in finishing.
     step_up: bool,
+    /// The account has a passkey to finish the sign-in with.
+    passkey: bool,
     error: Option<String>,
 }
 
@@ -199,26 +257,38 @@ async fn mfa_page(
         BrowserState::SignedIn { .. } => true,
         BrowserState::Anonymous => return Ok(sign_in_again(&next)),
     };
-    let page = MfaPage { csrf: session.csrf, next: next.next.clone().unwrap_or_default(), step_up, error: None };
+    let passkey = !step_up && app.web_pending_has_passkey(&session).await?;
+    let next_path = next.next.clone().unwrap_or_default();
+    let page = MfaPage { csrf: session.csrf, next: next_path, step_up, passkey, error: None };
     leading_on(&app, &next, render(StatusCode::OK, &page)).await
 }
 
+/// A code from the form, or a passkey's answer from the passkey script.
 #[derive(Deserialize)]
-struct CodeForm {
+struct SecondFactorForm {
+    #[serde(default)]
     code: String,
+    #[serde(flatten)]
+    passkey: Option<PasskeyForm>,
 }
 
 async fn mfa_submit(
     State(app): State<AppState>,
     ClientInfo(client): ClientInfo,
     Query(next): Query<Next>,
-    SessionForm(session, form): SessionForm<CodeForm>,
+    SessionForm(session, form): SessionForm<SecondFactorForm>,
 ) -> Result<Response, PageError> {
     let step_up = matches!(session.state, BrowserState::SignedIn { .. });
-    let result = if step_up {
-        app.web_step_up(&session, &form.code, &client).await
-    } else {
-        app.web_second_factor(&session, &form.code, &client).await
+    let result = match &form.passkey {
+        _ if step_up => app.web_step_up(&session, &form.code, &client).await,
+        None => app.web_second_factor(&session, Proof::Code(&form.code), &client).await,
+        Some(passkey) => match passkey.credential() {
+            Ok(credential) => {
+                let proof = Proof::Passkey { challenge_id: &passkey.challenge_id, credential: &credential };
+                app.web_second_factor(&session, proof, &client).await
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
@@ -226,11 +296,13 @@ async fn mfa_submit(
         Err(Error::InvalidToken) => Ok(sign_in_again(&next)),
         Err(Error::TooManyRequests { .. }) if !step_up => Ok(sign_in_again(&next)),
         Err(e) => {
+            let passkey = !step_up && app.web_pending_has_passkey(&session).await?;
             let api = ApiError::from(e);
             let page = MfaPage {
                 csrf: session.csrf,
                 next: next.next.clone().unwrap_or_default(),
                 step_up,
+                passkey,
                 error: Some(api.body.message),
             };
             leading_on(&app, &next, render(api.status, &page)).await

@@ -24,6 +24,7 @@ mod oidc_logout;
 mod openid_client;
 mod ops;
 mod orgs;
+mod passkeys;
 mod proxies;
 mod rate_limit;
 mod recovery;

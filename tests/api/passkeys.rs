@@ -1,0 +1,366 @@
+//! Passkeys over HTTP, with a software authenticator written here (ES256, attestation "none", CTAP2's
+//! authenticator data built byte by byte), so every flag and the counter can be set as a device would.
+
+use aws_lc_rs::{
+    digest::{SHA256, digest},
+    rand::SystemRandom,
+    signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use ciborium::Value as Cbor;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{PASSWORD, TestApp, expect_error, expect_json, token},
+    on_both,
+};
+
+const UP: u8 = 0x01;
+const UV: u8 = 0x04;
+const BE: u8 = 0x08;
+const BS: u8 = 0x10;
+const AT: u8 = 0x40;
+
+/// One passkey on a software authenticator.
+pub(crate) struct SoftPasskey {
+    key: EcdsaKeyPair,
+    pub credential_id: Vec<u8>,
+    user_handle: Vec<u8>,
+    rp_id: String,
+    origin: String,
+    pub counter: u32,
+    /// Whether the authenticator verifies the user (a PIN, a fingerprint).
+    pub verifies_user: bool,
+    /// Backup eligible / backed up, as a synced passkey reports them.
+    pub backup: u8,
+}
+
+fn origin_of(app: &TestApp) -> String {
+    app.services.config.issuer.trim_end_matches('/').to_string()
+}
+
+fn client_data(kind: &str, options: &Value, origin: &str) -> Vec<u8> {
+    let challenge = options["publicKey"]["challenge"].as_str().expect("challenge");
+    serde_json::to_vec(&json!({"type": kind, "challenge": challenge, "origin": origin, "crossOrigin": false}))
+        .expect("client data")
+}
+
+impl SoftPasskey {
+    /// `navigator.credentials.create` for `options`: the passkey and its `toJSON()`.
+    pub(crate) fn create(options: &Value, origin: &str, verifies_user: bool, counter: u32) -> (Self, Value) {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).expect("key");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("key");
+        let public = options["publicKey"].clone();
+        let user_handle = B64.decode(public["user"]["id"].as_str().expect("user id")).expect("b64 user id");
+        let passkey = Self {
+            key,
+            credential_id: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            user_handle,
+            rp_id: public["rp"]["id"].as_str().expect("rp id").to_string(),
+            origin: origin.to_string(),
+            counter,
+            verifies_user,
+            backup: 0,
+        };
+        let client_data = client_data("webauthn.create", options, origin);
+        let point = passkey.key.public_key().as_ref(); // 0x04 | x | y
+        let cose = Cbor::Map(vec![
+            (Cbor::Integer(1.into()), Cbor::Integer(2.into())),
+            (Cbor::Integer(3.into()), Cbor::Integer((-7).into())),
+            (Cbor::Integer((-1).into()), Cbor::Integer(1.into())),
+            (Cbor::Integer((-2).into()), Cbor::Bytes(point[1..33].to_vec())),
+            (Cbor::Integer((-3).into()), Cbor::Bytes(point[33..65].to_vec())),
+        ]);
+        let mut auth_data = passkey.auth_data_head(AT);
+        auth_data.extend_from_slice(&[0u8; 16]); // AAGUID
+        auth_data.extend_from_slice(&(passkey.credential_id.len() as u16).to_be_bytes());
+        auth_data.extend_from_slice(&passkey.credential_id);
+        ciborium::into_writer(&cose, &mut auth_data).expect("cose");
+        let attestation = Cbor::Map(vec![
+            (Cbor::Text("fmt".into()), Cbor::Text("none".into())),
+            (Cbor::Text("attStmt".into()), Cbor::Map(vec![])),
+            (Cbor::Text("authData".into()), Cbor::Bytes(auth_data)),
+        ]);
+        let mut attestation_object = Vec::new();
+        ciborium::into_writer(&attestation, &mut attestation_object).expect("attestation");
+        let id = B64.encode(&passkey.credential_id);
+        let json = json!({
+            "id": id, "rawId": id, "type": "public-key",
+            "response": {
+                "clientDataJSON": B64.encode(&client_data),
+                "attestationObject": B64.encode(&attestation_object),
+                "transports": ["internal"],
+            },
+            "clientExtensionResults": {},
+            "authenticatorAttachment": "platform",
+        });
+        (passkey, json)
+    }
+
+    fn auth_data_head(&self, extra: u8) -> Vec<u8> {
+        let mut data = digest(&SHA256, self.rp_id.as_bytes()).as_ref().to_vec();
+        data.push(UP | if self.verifies_user { UV } else { 0 } | self.backup | extra);
+        data.extend_from_slice(&self.counter.to_be_bytes());
+        data
+    }
+
+    /// `navigator.credentials.get` for `options`: the assertion's `toJSON()`. The counter grows first
+    /// when the authenticator keeps one.
+    pub(crate) fn get(&mut self, options: &Value) -> Value {
+        if self.counter > 0 {
+            self.counter += 1;
+        }
+        self.sign(options, &self.user_handle.clone())
+    }
+
+    fn sign(&self, options: &Value, user_handle: &[u8]) -> Value {
+        let client_data = client_data("webauthn.get", options, &self.origin);
+        let auth_data = self.auth_data_head(0);
+        let mut signed = auth_data.clone();
+        signed.extend_from_slice(digest(&SHA256, &client_data).as_ref());
+        let signature = self.key.sign(&SystemRandom::new(), &signed).expect("signature");
+        let id = B64.encode(&self.credential_id);
+        json!({
+            "id": id, "rawId": id, "type": "public-key",
+            "response": {
+                "clientDataJSON": B64.encode(&client_data),
+                "authenticatorData": B64.encode(&auth_data),
+                "signature": B64.encode(signature.as_ref()),
+                "userHandle": B64.encode(user_handle),
+            },
+            "clientExtensionResults": {},
+            "authenticatorAttachment": "platform",
+        })
+    }
+}
+
+/// Registers a passkey for the bearer of `access`; returns it and the answer's body.
+pub(crate) async fn add_passkey(app: &TestApp, access: &str, verifies_user: bool) -> (SoftPasskey, Value) {
+    let start = app.client.post(app.url("/auth/passkeys/register/start")).bearer_auth(access).send().await.unwrap();
+    let start = expect_json(start, StatusCode::OK).await;
+    let (passkey, credential) = SoftPasskey::create(&start["options"], &origin_of(app), verifies_user, 1);
+    let body = json!({"challenge_id": start["challenge_id"], "name": "Test key", "credential": credential});
+    let finish = app
+        .client
+        .post(app.url("/auth/passkeys/register/finish"))
+        .bearer_auth(access)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (passkey, expect_json(finish, StatusCode::CREATED).await)
+}
+
+async fn login_start(app: &TestApp) -> Value {
+    expect_json(app.post_json("/auth/passkeys/login/start", &json!({})).await, StatusCode::OK).await
+}
+
+async fn login_finish(app: &TestApp, start: &Value, credential: Value) -> reqwest::Response {
+    app.post_json(
+        "/auth/passkeys/login/finish",
+        &json!({"challenge_id": start["challenge_id"], "credential": credential}),
+    )
+    .await
+}
+
+fn claims_of(access: &str) -> Value {
+    let payload = access.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&B64.decode(payload).expect("b64")).expect("claims")
+}
+
+async fn sign_in(app: &TestApp, passkey: &mut SoftPasskey) -> Value {
+    let start = login_start(app).await;
+    let credential = passkey.get(&start["options"]);
+    expect_json(login_finish(app, &start, credential).await, StatusCode::OK).await
+}
+
+async fn register_sign_in_without_a_username(app: &TestApp) {
+    let (email, pair) = app.new_user().await;
+    let (mut passkey, added) = add_passkey(app, &token(&pair, "access_token"), true).await;
+    assert_eq!(added["name"], "Test key");
+    assert_eq!(added["backup_codes"].as_array().map(Vec::len), Some(10), "{added}");
+    let options = app.post_json("/auth/passkeys/login/start", &json!({})).await;
+    let options = expect_json(options, StatusCode::OK).await;
+    assert_eq!(options["options"]["publicKey"]["userVerification"], "preferred");
+    assert!(options["options"]["publicKey"].get("allowCredentials").is_none_or(|a| a == &json!([])));
+    // Several sign-ins: the counter grows each time and the server keeps up.
+    for _ in 0..3 {
+        let tokens = sign_in(app, &mut passkey).await;
+        let claims = claims_of(&token(&tokens, "access_token"));
+        assert_eq!(claims["mfa"], true);
+        assert_eq!(claims["amr"], json!(["pop", "mfa"]));
+    }
+    // The session that added it goes on (other sessions end, as when TOTP is turned on).
+    expect_json(app.me(&token(&pair, "access_token")).await, StatusCode::OK).await;
+    let tokens = sign_in(app, &mut passkey).await;
+    let me = expect_json(app.me(&token(&tokens, "access_token")).await, StatusCode::OK).await;
+    assert_eq!(me["email"], email.as_str());
+    assert_eq!(me["mfa_enabled"], true);
+    let list = app.get_bearer("/auth/passkeys", &token(&tokens, "access_token")).await;
+    let list = expect_json(list, StatusCode::OK).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert!(list[0]["last_used_at"].is_string());
+    let audit = app.get_bearer("/auth/audit", &token(&tokens, "access_token")).await;
+    let audit = expect_json(audit, StatusCode::OK).await.to_string();
+    assert!(audit.contains("passkey_added") && audit.contains("passkey_login"), "{audit}");
+}
+on_both!(register_sign_in_without_a_username);
+
+async fn challenges_are_single_use_and_counters_only_grow(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let (mut passkey, _) = add_passkey(app, &token(&pair, "access_token"), true).await;
+    let start = login_start(app).await;
+    let credential = passkey.get(&start["options"]);
+    expect_json(login_finish(app, &start, credential.clone()).await, StatusCode::OK).await;
+    // The same answer again: its challenge is spent.
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        .await;
+    // A fresh challenge signed with a counter that went back (a cloned key): refused.
+    passkey.counter -= 2;
+    let start = login_start(app).await;
+    let credential = passkey.sign(&start["options"], &passkey.user_handle.clone());
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // A wrong signature: refused too, and the challenge is gone as well.
+    let start = login_start(app).await;
+    let mut credential = passkey.get(&start["options"]);
+    credential["response"]["signature"] = json!(B64.encode([0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]));
+    expect_error(login_finish(app, &start, credential.clone()).await, StatusCode::UNAUTHORIZED, "invalid_credentials")
+        .await;
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        .await;
+}
+on_both!(challenges_are_single_use_and_counters_only_grow);
+
+async fn synced_passkeys_keep_working_and_zero_counters_are_accepted(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let start = app.client.post(app.url("/auth/passkeys/register/start")).bearer_auth(token(&pair, "access_token"));
+    let start = expect_json(start.send().await.unwrap(), StatusCode::OK).await;
+    // Counter always 0, as synced passkeys report.
+    let (mut passkey, credential) = SoftPasskey::create(&start["options"], &origin_of(app), true, 0);
+    let body = json!({"challenge_id": start["challenge_id"], "name": "", "credential": credential});
+    let finish = app.client.post(app.url("/auth/passkeys/register/finish")).bearer_auth(token(&pair, "access_token"));
+    let added = expect_json(finish.json(&body).send().await.unwrap(), StatusCode::CREATED).await;
+    assert_eq!(added["name"], "Passkey");
+    sign_in(app, &mut passkey).await;
+    sign_in(app, &mut passkey).await;
+    // After syncing it says "backup eligible" and "backed up" at once: still the same passkey.
+    passkey.backup = BE | BS;
+    sign_in(app, &mut passkey).await;
+    passkey.backup = BE;
+    sign_in(app, &mut passkey).await;
+    // Eligibility turning off again is refused (the key would have moved to hardware that cannot sync).
+    passkey.backup = 0;
+    let start = login_start(app).await;
+    let credential = passkey.get(&start["options"]);
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+}
+on_both!(synced_passkeys_keep_working_and_zero_counters_are_accepted);
+
+async fn without_user_verification_a_passkey_is_one_factor(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let (mut passkey, _) = add_passkey(app, &token(&pair, "access_token"), false).await;
+    let tokens = sign_in(app, &mut passkey).await;
+    let access = token(&tokens, "access_token");
+    let claims = claims_of(&access);
+    assert_eq!(claims["mfa"], false);
+    assert_eq!(claims["amr"], json!(["pop"]));
+    // One factor cannot change the account's second factors.
+    let start = app.client.post(app.url("/auth/passkeys/register/start")).bearer_auth(&access).send().await.unwrap();
+    expect_error(start, StatusCode::FORBIDDEN, "mfa_required").await;
+}
+on_both!(without_user_verification_a_passkey_is_one_factor);
+
+async fn a_passkey_is_the_second_factor_after_a_password(app: &TestApp) {
+    let (email, pair) = app.new_user().await;
+    let (mut passkey, _) = add_passkey(app, &token(&pair, "access_token"), true).await;
+    let pending = expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await;
+    assert_eq!(pending["mfa_required"], true);
+    assert_eq!(pending["methods"], json!(["passkey", "backup_code"]));
+    let mfa_token = pending["mfa_token"].clone();
+    let start = app.post_json("/auth/mfa/passkey/start", &json!({"mfa_token": mfa_token})).await;
+    let start = expect_json(start, StatusCode::OK).await;
+    let listed = &start["options"]["publicKey"]["allowCredentials"];
+    assert_eq!(listed[0]["id"], B64.encode(&passkey.credential_id), "{listed}");
+    // A challenge of one pending sign-in does not serve another.
+    let other = expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await;
+    let credential = passkey.get(&start["options"]);
+    let wrong =
+        json!({"mfa_token": other["mfa_token"], "challenge_id": start["challenge_id"], "credential": credential});
+    expect_error(
+        app.post_json("/auth/mfa/challenge", &wrong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let start = app.post_json("/auth/mfa/passkey/start", &json!({"mfa_token": mfa_token})).await;
+    let start = expect_json(start, StatusCode::OK).await;
+    let credential = passkey.get(&start["options"]);
+    let body = json!({"mfa_token": mfa_token, "challenge_id": start["challenge_id"], "credential": credential});
+    let tokens = expect_json(app.post_json("/auth/mfa/challenge", &body).await, StatusCode::OK).await;
+    let claims = claims_of(&token(&tokens, "access_token"));
+    assert_eq!(claims["amr"], json!(["pwd", "pop"]));
+    assert_eq!(claims["mfa"], true);
+}
+on_both!(a_passkey_is_the_second_factor_after_a_password);
+
+async fn foreign_and_unknown_passkeys_are_refused(app: &TestApp) {
+    let (_, ana) = app.new_user().await;
+    let (_, bob) = app.new_user().await;
+    let (mut anas, _) = add_passkey(app, &token(&ana, "access_token"), true).await;
+    let (bobs, _) = add_passkey(app, &token(&bob, "access_token"), true).await;
+    // Ana's passkey presented under Bob's user handle.
+    let start = login_start(app).await;
+    anas.counter += 1;
+    let credential = anas.sign(&start["options"], &bobs.user_handle);
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // A passkey the server never saw.
+    let start = login_start(app).await;
+    let elsewhere = json!({"publicKey": {
+        "challenge": "AAAA",
+        "rp": {"id": start["options"]["publicKey"]["rpId"]},
+        "user": {"id": B64.encode(uuid::Uuid::new_v4().as_bytes())},
+    }});
+    let (mut stranger, _) = SoftPasskey::create(&elsewhere, &origin_of(app), true, 1);
+    let credential = stranger.get(&start["options"]);
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let query = latchkey::store::audit::AuditQuery {
+        user_id: None,
+        action: Some("passkey_login_failed"),
+        after: i64::MIN,
+        before: i64::MAX,
+        limit: 10,
+    };
+    let events = app.services.audit_events(&query).await.expect("audit");
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().any(|e| e.user_id.is_some()), "the foreign-handle attempt is audited on the key's owner");
+}
+on_both!(foreign_and_unknown_passkeys_are_refused);
+
+async fn removing_the_last_passkey_needs_the_password_and_turns_mfa_off(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let (mut passkey, added) = add_passkey(app, &token(&pair, "access_token"), true).await;
+    let id = added["id"].as_str().expect("id").to_string();
+    let tokens = sign_in(app, &mut passkey).await;
+    let access = token(&tokens, "access_token");
+    let path = app.url(&format!("/auth/passkeys/{id}"));
+    let renamed = app.client.patch(&path).bearer_auth(&access).json(&json!({"name": "  Phone "})).send().await.unwrap();
+    assert_eq!(expect_json(renamed, StatusCode::OK).await["name"], "Phone");
+    let too_long = app.client.patch(&path).bearer_auth(&access).json(&json!({"name": "x".repeat(65)})).send().await;
+    expect_error(too_long.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let bare = app.client.delete(&path).bearer_auth(&access).send().await.unwrap();
+    expect_error(bare, StatusCode::BAD_REQUEST, "wrong_password").await;
+    let wrong = app.client.delete(&path).bearer_auth(&access).json(&json!({"password": "nope"})).send().await;
+    expect_error(wrong.unwrap(), StatusCode::BAD_REQUEST, "wrong_password").await;
+    let done = app.client.delete(&path).bearer_auth(&access).json(&json!({"password": PASSWORD})).send().await;
+    assert_eq!(done.unwrap().status(), StatusCode::NO_CONTENT);
+    let me = expect_json(app.me(&access).await, StatusCode::OK).await;
+    assert_eq!(me["mfa_enabled"], false);
+    // The removed passkey signs no one in.
+    let start = login_start(app).await;
+    let credential = passkey.get(&start["options"]);
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let gone = app.client.delete(&path).bearer_auth(&access).json(&json!({"password": PASSWORD})).send().await;
+    expect_error(gone.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+}
+on_both!(removing_the_last_passkey_needs_the_password_and_turns_mfa_off);
