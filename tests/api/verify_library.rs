@@ -150,18 +150,22 @@ async fn rotation_is_picked_up_and_kid_floods_are_bounded(app: &TestApp) {
         let verifier = verifier.clone();
         async move { verifier.verify(&token).await }
     });
+    let started = std::time::Instant::now();
     let refused = futures_join_all(flood).await;
     assert!(refused.iter().all(|r| *r == Err(VerifyError::UnknownKey)));
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "300 unknown kids, one fetch");
+    // One fetch per 300 ms interval at most: one, unless a loaded machine made the flood outlast an interval.
+    let intervals = 1 + (started.elapsed().as_millis() / 300) as usize;
+    let fetched = fetches.load(Ordering::SeqCst);
+    assert!((1..=intervals).contains(&fetched), "300 unknown kids: {fetched} fetches in {intervals} intervals");
     verifier.verify(&token(&pair, "access_token")).await.expect("the current key");
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "known keys need no fetch");
+    assert_eq!(fetches.load(Ordering::SeqCst), fetched, "known keys need no fetch");
 
     latchkey::service::keys::rotate(&app.services.db, &app.services.sealer).await.unwrap();
     assert!(app.services.reload_keys().await.unwrap());
     let fresh = token(&expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await, "access_token");
     tokio::time::sleep(Duration::from_millis(350)).await;
     verifier.verify(&fresh).await.expect("a token signed with the new key");
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(fetches.load(Ordering::SeqCst), fetched + 1);
     verifier.verify(&token(&pair, "access_token")).await.expect("the retired key still verifies its tokens");
 }
 on_both!(rotation_is_picked_up_and_kid_floods_are_bounded, issuer_is_the_address);
