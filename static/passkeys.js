@@ -66,11 +66,14 @@
     form.submit();
   };
 
-  // Sign-in offers the passkeys in the username field's autofill where the browser can (conditional UI).
+  // Sign-in offers the passkeys in the username field's autofill where the browser can (conditional UI),
+  // except right after a refusal: the page then says why, and offering the same passkey again at once
+  // would only repeat it (an automatic browser would loop).
   let waiting = null;
   const loginForm = document.querySelector("form[data-passkey-form] button[data-passkey=login]")?.form;
   const autofill = async () => {
-    if (!loginForm || !PublicKeyCredential.isConditionalMediationAvailable) return;
+    if (!loginForm || document.getElementById("login-error")) return;
+    if (!PublicKeyCredential.isConditionalMediationAvailable) return;
     if (!(await PublicKeyCredential.isConditionalMediationAvailable())) return;
     waiting = new AbortController();
     try {

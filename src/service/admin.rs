@@ -24,6 +24,8 @@ use crate::{
 /// One user as the admin's user page shows them.
 pub struct UserOverview {
     pub user: UserRecord,
+    pub totp_enabled: bool,
+    pub passkeys: Vec<crate::store::passkeys::PasskeyRecord>,
     pub backup_codes_left: i64,
     pub orgs: Vec<(OrgRecord, Role)>,
     /// Live sessions, newest use first.
@@ -138,7 +140,7 @@ impl Services {
         Ok(())
     }
 
-    /// Removes the user's TOTP secret and backup codes (a lost phone) and ends their sessions.
+    /// Removes the user's TOTP secret, passkeys and backup codes (a lost phone) and ends their sessions.
     pub async fn admin_reset_mfa(&self, actor: Actor, id: Uuid, client: &Client) -> Result<()> {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
@@ -176,6 +178,8 @@ impl Services {
         let now = clock::now_ms();
         let pool = self.db.pool();
         Ok(UserOverview {
+            totp_enabled: mfa::totp(pool, id).await?.is_some_and(|c| c.enabled),
+            passkeys: crate::store::passkeys::of_user(pool, id).await?,
             backup_codes_left: mfa::remaining_backup_codes(pool, id).await?,
             orgs: self.my_orgs(id).await?,
             sessions: sessions::list_live(pool, id, now, self.idle_cutoff(now)).await?,

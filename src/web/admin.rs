@@ -397,6 +397,8 @@ struct UserPage {
     email_verified: bool,
     created: When,
     last_login: Option<When>,
+    totp_enabled: bool,
+    passkeys: Vec<(Uuid, String, When, Option<When>)>,
     backup_codes_left: i64,
     orgs: Vec<(OrgRecord, &'static str)>,
     sessions: Vec<SessionRow>,
@@ -467,6 +469,12 @@ async fn user_page(
         email_verified: o.user.email_verified,
         created: when(o.user.created_at, now),
         last_login: o.user.last_login_at.map(|at| when(at, now)),
+        totp_enabled: o.totp_enabled,
+        passkeys: o
+            .passkeys
+            .into_iter()
+            .map(|p| (p.id, p.name, when(p.created_at, now), p.last_used_at.map(|at| when(at, now))))
+            .collect(),
         backup_codes_left: o.backup_codes_left,
         orgs: o.orgs.into_iter().map(|(org, role)| (org, role.as_str())).collect(),
         sessions: o.sessions.into_iter().map(|s| SessionRow::of(s, None, now)).collect(),
@@ -483,7 +491,7 @@ async fn user_page(
 struct ActForm {
     action: String,
     role: Option<Role>,
-    /// The session, for `revoke_session`.
+    /// The session for `revoke_session`, the passkey for `remove_passkey`.
     id: Option<Uuid>,
     /// `user` when the form is on the user's own page, which the answer goes back to.
     #[serde(default)]
@@ -504,6 +512,10 @@ fn confirmation(action: &str) -> Option<(&'static str, &'static str)> {
              they sign in with their password alone until they set up a second factor again.",
         )),
         "end_sessions" => Some(("Yes, end every session", "They are signed out on every device and application.")),
+        "remove_passkey" => Some((
+            "Yes, remove the passkey",
+            "It no longer signs them in. If it was their last second factor, two-factor authentication turns off.",
+        )),
         _ => None,
     }
 }
@@ -538,7 +550,11 @@ async fn act(
             is_admin: true,
             subject: app.admin_get_user(id).await?.email,
             form_action: format!("/admin/users/{id}"),
-            fields: vec![("action", form.action.clone()), ("from", form.from.clone())],
+            fields: [("action", Some(form.action.clone())), ("from", Some(form.from.clone()))]
+                .into_iter()
+                .chain([("id", form.id.map(|id| id.to_string()))])
+                .filter_map(|(name, value)| value.map(|v| (name, v)))
+                .collect(),
             button,
             consequence,
             back,
@@ -556,6 +572,10 @@ async fn act(
         ("revoke_session", _) => match form.id {
             Some(session_id) => app.admin_revoke_session(actor, id, session_id, &client).await,
             None => Err(crate::error::Error::BadRequest("Which session?".into())),
+        },
+        ("remove_passkey", _) => match form.id {
+            Some(passkey_id) => app.admin_remove_passkey(actor, id, passkey_id, &client).await,
+            None => Err(crate::error::Error::BadRequest("Which passkey?".into())),
         },
         ("reset_link", _) => {
             let link = app.admin_reset_link(actor, id, &client).await?;

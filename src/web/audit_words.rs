@@ -20,6 +20,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("mfa_disabled", "Two-factor turned off"),
     ("mfa_reset", "Two-factor reset by an administrator"),
     ("mfa_challenge_failed", "Wrong second-factor codes"),
+    ("passkey_added", "Passkeys added"),
+    ("passkey_removed", "Passkeys removed"),
+    ("passkey_login", "Passkey sign-ins"),
+    ("passkey_login_failed", "Refused passkeys"),
     ("backup_code_used", "Backup codes used"),
     ("password_changed", "Password changes"),
     ("password_reset_requested", "Reset links made"),
@@ -39,10 +43,13 @@ pub const ACTIONS: &[(&str, &str)] = &[
 pub fn describe(action: &str, who: &str, detail: &Value) -> String {
     let field = |key: &str| detail.get(key).and_then(Value::as_str);
     match action {
-        "login" => match field("second_factor") {
-            Some("backup_code") => format!("{who} signed in with a backup code as second factor"),
-            Some(_) => format!("{who} signed in with a second factor"),
-            None => format!("{who} signed in with a password"),
+        "login" => match (field("method"), field("second_factor")) {
+            (Some("passkey"), _) => format!("{who} signed in with a passkey"),
+            (Some("passkey_without_verification"), _) => format!("{who} signed in with a passkey, without a PIN"),
+            (_, Some("backup_code")) => format!("{who} signed in with a backup code as second factor"),
+            (_, Some("pop")) => format!("{who} signed in with a passkey as second factor"),
+            (_, Some(_)) => format!("{who} signed in with a second factor"),
+            (_, None) => format!("{who} signed in with a password"),
         },
         "login_failed" => match field("reason") {
             Some("inactive_user") => format!("{who} tried to sign in while deactivated"),
@@ -67,6 +74,11 @@ pub fn describe(action: &str, who: &str, detail: &Value) -> String {
         }
         "mfa_enabled" => format!("{who} turned on two-factor authentication"),
         "mfa_disabled" => format!("{who} turned off two-factor authentication"),
+        "passkey_added" => format!("{who} added a passkey"),
+        "passkey_removed" if detail.get("by").is_some() => format!("An administrator removed a passkey of {who}"),
+        "passkey_removed" => format!("{who} removed a passkey"),
+        "passkey_login" => format!("{who} used a passkey"),
+        "passkey_login_failed" => format!("A passkey sign-in as {who} was refused"),
         "mfa_reset" => format!("An administrator reset the two-factor authentication of {who}"),
         "mfa_challenge" => format!("{who} passed the second factor"),
         "mfa_challenge_failed" => format!("{who} entered a wrong second-factor code"),

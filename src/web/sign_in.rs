@@ -152,9 +152,20 @@ async fn login_failed(
     error: Error,
 ) -> Result<Response, PageError> {
     let api = ApiError::from(error);
+    login_refused(app, next, csrf, username, api.status, api.body.message).await
+}
+
+async fn login_refused(
+    app: &AppState,
+    next: &Next,
+    csrf: String,
+    username: String,
+    status: StatusCode,
+    message: String,
+) -> Result<Response, PageError> {
     let next_path = next.next.clone().unwrap_or_default();
-    let page = LoginPage { mail: app.mail_enabled(), csrf, next: next_path, username, error: Some(api.body.message) };
-    leading_on(app, next, render(api.status, &page)).await
+    let page = LoginPage { mail: app.mail_enabled(), csrf, next: next_path, username, error: Some(message) };
+    leading_on(app, next, render(status, &page)).await
 }
 
 /// A passkey ceremony's first step for a sign-in page (the script asks for it; JSON).
@@ -193,6 +204,12 @@ async fn passkey_submit(
     };
     match result {
         Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
+        // "Invalid username or password" would puzzle someone who typed neither.
+        Err(Error::InvalidCredentials) => {
+            let words = "This passkey was not accepted: it may have been removed from its account. \
+                         Sign in with your password, or try another passkey.";
+            login_refused(&app, &next, session.csrf, String::new(), StatusCode::UNAUTHORIZED, words.into()).await
+        }
         Err(e) => login_failed(&app, &next, session.csrf, String::new(), e).await,
     }
 }

@@ -24,11 +24,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
-    helpers::{Backend, PASSWORD, TestApp, expect_error, expect_json, spawn},
+    helpers::{Backend, PASSWORD, TestApp, expect_error, expect_json, installed, spawn},
     mfa::Authenticator,
 };
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -37,13 +37,16 @@ impl Drop for Driver {
     }
 }
 
-fn installed() -> Option<(&'static str, &'static str)> {
-    let browser = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists())?;
-    let driver = ["/usr/bin/chromedriver"].into_iter().find(|p| Path::new(p).exists())?;
-    Some((browser, driver))
+/// Chromium and its WebDriver.
+pub(crate) fn chromium() -> (&'static str, &'static str) {
+    const INSTALL: &str = "apt-get install -y chromium chromium-driver";
+    (
+        installed(&["/usr/bin/chromium", "/usr/bin/chromium-browser"], INSTALL),
+        installed(&["/usr/bin/chromedriver"], INSTALL),
+    )
 }
 
-async fn start_browser(browser: &str, driver: &str, profile: &Path) -> (Driver, Client) {
+pub(crate) async fn start_browser(browser: &str, driver: &str, profile: &Path) -> (Driver, Client) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
@@ -76,25 +79,25 @@ async fn start_browser(browser: &str, driver: &str, profile: &Path) -> (Driver, 
     panic!("chromedriver did not accept a session");
 }
 
-struct Session<'a> {
-    app: &'a TestApp,
-    client: Client,
-    shots: Option<std::path::PathBuf>,
+pub(crate) struct Session<'a> {
+    pub app: &'a TestApp,
+    pub client: Client,
+    pub shots: Option<std::path::PathBuf>,
 }
 
 impl Session<'_> {
-    async fn open(&self, path: &str) {
+    pub(crate) async fn open(&self, path: &str) {
         self.client.goto(&self.app.url(path)).await.unwrap();
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let field = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
     /// Clicks `css`, waiting up to 5 s for it: after a form post the next page may still be loading.
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         for _ in 0..50 {
             if let Ok(element) = self.client.find(Locator::Css(css)).await {
                 element.click().await.unwrap();
@@ -105,7 +108,7 @@ impl Session<'_> {
         panic!("no {css} within 5 s, at {}", self.path().await);
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -113,7 +116,7 @@ impl Session<'_> {
         }
     }
 
-    async fn expect_path(&self, expected: &str) {
+    pub(crate) async fn expect_path(&self, expected: &str) {
         for _ in 0..50 {
             if self.path().await.starts_with(expected) {
                 return;
@@ -123,38 +126,34 @@ impl Session<'_> {
         panic!("expected {expected}, at {}", self.path().await);
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
     }
 
-    async fn shot(&self, name: &str) {
+    pub(crate) async fn shot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::write(dir.join(format!("{name}.png")), self.client.screenshot().await.unwrap()).unwrap();
         }
     }
 
-    async fn sign_in(&self, username: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, username: &str, password: &str) {
         self.open("/login").await;
         self.fill("#username", username).await;
         self.fill("#password", password).await;
         self.click("form[action^='/login'] button[type=submit]").await;
     }
 
-    async fn sign_out(&self) {
+    pub(crate) async fn sign_out(&self) {
         self.click("form[action='/logout'] button").await;
         self.expect_path("/login").await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_peer = "chromium"), ignore = "needs LATCHKEY_TEST_PEERS=chromium when built")]
 async fn a_person_uses_the_pages_in_chromium() {
-    let Some((browser, driver)) = installed() else {
-        eprintln!(
-            "skipped the browser test: install chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
-        );
-        return;
-    };
+    let (browser, driver) = chromium();
     let app = spawn(Backend::Sqlite, |c| c.admin_require_mfa = false).await.unwrap();
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = start_browser(browser, driver, profile.path()).await;
@@ -394,12 +393,7 @@ fn response_params(line: &str, body: &str, form_post: bool) -> Vec<(String, Stri
 /// signed out, again, where the sign-in form leads straight back (consent remembered). Both form submissions
 /// end on the application's origin, through redirects (query) or an auto-submitting page (form_post).
 async fn an_application_signs_a_person_in(form_post: bool) {
-    let Some((browser, driver)) = installed() else {
-        eprintln!(
-            "skipped the browser test: install chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
-        );
-        return;
-    };
+    let (browser, driver) = chromium();
     let app = spawn(Backend::Sqlite, |_| {}).await.unwrap();
     let (redirect, received) = relying_party().await;
     let settings = serde_json::from_value(json!({"name": "Chromium RP", "redirect_uris": [redirect]})).unwrap();
@@ -478,11 +472,13 @@ async fn an_application_signs_a_person_in(form_post: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_peer = "chromium"), ignore = "needs LATCHKEY_TEST_PEERS=chromium when built")]
 async fn an_application_signs_a_person_in_through_chromium() {
     an_application_signs_a_person_in(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_peer = "chromium"), ignore = "needs LATCHKEY_TEST_PEERS=chromium when built")]
 async fn an_application_gets_a_form_post_through_chromium() {
     an_application_signs_a_person_in(true).await;
 }

@@ -53,8 +53,19 @@ fn rand_key() -> [u8; 32] {
     key
 }
 
+/// The first of `candidates` that is installed. A test calls this only when `LATCHKEY_TEST_PEERS` said the
+/// program is there (build.rs), so its absence is a failure, not a skip.
+pub fn installed(candidates: &[&'static str], install: &str) -> &'static str {
+    let found = candidates.iter().copied().find(|p| std::path::Path::new(p).exists());
+    found.unwrap_or_else(|| panic!("LATCHKEY_TEST_PEERS names it, but none of {candidates:?} is installed: {install}"))
+}
+
 pub fn postgres_url() -> Option<String> {
     std::env::var("LATCHKEY_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("LATCHKEY_TEST_REDIS_URL").ok().filter(|u| !u.is_empty())
 }
 
 /// A database of its own on the test PostgreSQL server.
@@ -256,7 +267,7 @@ pub fn token(pair: &Value, name: &str) -> String {
 }
 
 /// Defines `<name>::sqlite` and `<name>::postgres` tests that run `async fn name(&TestApp)`; the
-/// PostgreSQL one says it was skipped when `LATCHKEY_TEST_POSTGRES_URL` is unset.
+/// PostgreSQL one is ignored unless `LATCHKEY_TEST_POSTGRES_URL` was set when the tests were built (build.rs).
 #[macro_export]
 macro_rules! on_both {
     ($name:ident) => {
@@ -275,14 +286,12 @@ macro_rules! on_both {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(test_postgres), ignore = "needs LATCHKEY_TEST_POSTGRES_URL when built")]
             async fn postgres() {
-                match $crate::helpers::spawn($crate::helpers::Backend::Postgres, $tweak).await {
-                    Some(app) => {
-                        super::$name(&app).await;
-                        app.finish().await;
-                    }
-                    None => eprintln!("skipped {}: LATCHKEY_TEST_POSTGRES_URL is not set", stringify!($name)),
-                }
+                let app = $crate::helpers::spawn($crate::helpers::Backend::Postgres, $tweak).await;
+                let app = app.expect("LATCHKEY_TEST_POSTGRES_URL was set when these tests were built, but not now");
+                super::$name(&app).await;
+                app.finish().await;
             }
         }
     };

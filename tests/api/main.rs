@@ -9,6 +9,7 @@ mod admin_console;
 mod audit;
 mod backchannel_logout;
 mod browser;
+mod browser_passkeys;
 mod cli;
 mod cluster;
 mod errors;

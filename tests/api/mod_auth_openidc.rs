@@ -10,7 +10,7 @@ use reqwest::{StatusCode, Url, header};
 use serde_json::json;
 
 use crate::{
-    helpers::{Backend, PASSWORD, TestApp, csrf_of, spawn},
+    helpers::{Backend, PASSWORD, TestApp, csrf_of, installed, spawn},
     oidc_interop::{fill_in, issuer_is_the_address},
 };
 
@@ -94,12 +94,11 @@ async fn follow(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_peer = "apache"), ignore = "needs LATCHKEY_TEST_PEERS=apache when built")]
 async fn mod_auth_openidc_signs_a_person_in_and_out() {
-    let apache = "/usr/sbin/apache2";
-    if !Path::new(apache).exists() || !Path::new(&format!("{MODULES}/mod_auth_openidc.so")).exists() {
-        eprintln!("skipped mod_auth_openidc_signs_a_person_in: apt-get install apache2 libapache2-mod-auth-openidc");
-        return;
-    }
+    const INSTALL: &str = "apt-get install apache2 libapache2-mod-auth-openidc";
+    let apache = installed(&["/usr/sbin/apache2"], INSTALL);
+    assert!(Path::new(&format!("{MODULES}/mod_auth_openidc.so")).exists(), "no mod_auth_openidc: {INSTALL}");
     let app = spawn(Backend::Sqlite, issuer_is_the_address).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let redirect = format!("http://127.0.0.1:{port}/redirect_uri");

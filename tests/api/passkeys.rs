@@ -364,3 +364,113 @@ async fn removing_the_last_passkey_needs_the_password_and_turns_mfa_off(app: &Te
     expect_error(gone.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
 }
 on_both!(removing_the_last_passkey_needs_the_password_and_turns_mfa_off);
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The pages' ceremonies as `static/passkeys.js` runs them: options by a CSRF-checked post, the answer in a form.
+async fn ceremony(app: &TestApp, browser: &reqwest::Client, options_path: &str, csrf: &str) -> Value {
+    let refused = browser.post(app.url(options_path)).form(&[("csrf", "wrong")]).send().await.unwrap();
+    assert_ne!(refused.status(), StatusCode::OK, "no options without the page's CSRF token");
+    let options = browser.post(app.url(options_path)).form(&[("csrf", csrf)]).send().await.unwrap();
+    expect_json(options, StatusCode::OK).await
+}
+
+async fn the_pages_run_the_ceremonies(app: &TestApp) {
+    let email = format!("pages-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (signed_in, _) = app.signed_in_browser(&email).await;
+    let account = signed_in.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains(r#"data-passkey="register""#));
+    let csrf = crate::helpers::csrf_of(&account);
+    let start = ceremony(app, &signed_in, "/account/passkeys/options", &csrf).await;
+    let (mut passkey, credential) = SoftPasskey::create(&start["options"], &origin_of(app), true, 1);
+    let form = [
+        ("csrf", csrf.clone()),
+        ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
+        ("credential", credential.to_string()),
+        ("name", "Laptop".into()),
+    ];
+    let added = signed_in.post(app.url("/account/passkeys")).form(&form).send().await.unwrap();
+    assert_eq!(added.status(), StatusCode::OK);
+    assert_eq!(added.text().await.unwrap().matches("<li><code>").count(), 10, "the first factor's backup codes");
+    let account = signed_in.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("Laptop") && account.contains("Remove Laptop"), "listed with its remove form");
+
+    // A new browser signs in with the passkey alone.
+    let anonymous = browser();
+    let login = anonymous.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(r#"data-passkey="login""#) && login.contains(r#"autocomplete="username webauthn""#));
+    let csrf = crate::helpers::csrf_of(&login);
+    let start = ceremony(app, &anonymous, "/login/passkey/options", &csrf).await;
+    let answer = passkey.get(&start["options"]);
+    let form = [
+        ("csrf", csrf),
+        ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
+        ("credential", answer.to_string()),
+    ];
+    let done = anonymous.post(app.url("/login/passkey")).form(&form).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(done.headers()["location"], "/account");
+    let account = anonymous.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains(&email));
+
+    // With the password, the passkey is offered as the second factor and finishes the sign-in.
+    let second = browser();
+    let login = second.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", crate::helpers::csrf_of(&login)), ("username", email.clone()), ("password", PASSWORD.into())];
+    let owed = second.post(app.url("/login")).form(&form).send().await.unwrap();
+    assert!(owed.headers()["location"].to_str().unwrap().starts_with("/login/mfa"));
+    let mfa = second.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    assert!(mfa.contains(r#"data-passkey="mfa""#));
+    let csrf = crate::helpers::csrf_of(&mfa);
+    let start = ceremony(app, &second, "/login/mfa/passkey/options", &csrf).await;
+    let answer = passkey.get(&start["options"]);
+    let form = [
+        ("csrf", csrf),
+        ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
+        ("credential", answer.to_string()),
+    ];
+    let done = second.post(app.url("/login/mfa")).form(&form).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let account = second.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), StatusCode::OK);
+}
+on_both!(the_pages_run_the_ceremonies);
+
+async fn an_admin_sees_and_removes_a_users_passkeys(app: &TestApp) {
+    use latchkey::{domain::roles::Role, service::accounts::InitialPassword};
+    let (email, pair) = app.new_user().await;
+    let (mut passkey, added) = add_passkey(app, &token(&pair, "access_token"), true).await;
+    let passkey_id = added["id"].as_str().unwrap().to_string();
+    let user_id = app.services.find_user(&email).await.unwrap().id;
+    let admin_email = format!("admin-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    app.services.create_user(&admin_email, None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
+    let admin = browser();
+    let login = admin.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", crate::helpers::csrf_of(&login)), ("username", admin_email), ("password", PASSWORD.into())];
+    assert_eq!(admin.post(app.url("/login")).form(&form).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let path = app.url(&format!("/admin/users/{user_id}"));
+    let html = admin.get(&path).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Test key") && html.contains("1 passkeys"), "{html}");
+    let form = [
+        ("csrf", crate::helpers::csrf_of(&html)),
+        ("action", "remove_passkey".into()),
+        ("from", "user".into()),
+        ("id", passkey_id.clone()),
+    ];
+    let asked = admin.post(&path).form(&form).send().await.unwrap().text().await.unwrap();
+    assert!(asked.contains("Yes, remove the passkey") && asked.contains(&passkey_id), "asks first, keeping the id");
+    assert_eq!(app.services.passkeys_of(user_id).await.unwrap().len(), 1, "nothing removed before the answer");
+    let mut confirmed = form.to_vec();
+    confirmed.push(("confirm", "yes".into()));
+    let done = admin.post(&path).form(&confirmed).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert!(app.services.passkeys_of(user_id).await.unwrap().is_empty());
+    let html = admin.get(&path).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("passkey_removed"), "in the user's events");
+    let start = login_start(app).await;
+    let credential = passkey.get(&start["options"]);
+    expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+}
+on_both!(an_admin_sees_and_removes_a_users_passkeys, |c| c.admin_require_mfa = false);

@@ -1,6 +1,6 @@
 //! Forward authentication end to end through a real nginx (`auth_request`) and a real Caddy
 //! (`forward_auth`), each in front of an upstream that echoes the identity headers it receives. Each is
-//! skipped, with a notice, where its proxy is not installed (`.ci/run` installs both). nginx runs as one
+//! ignored unless `LATCHKEY_TEST_PEERS` names its proxy (`.ci/run` installs both). nginx runs as one
 //! process (`master_process off`), so that killing it leaves no worker behind.
 
 use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
@@ -11,7 +11,7 @@ use axum::{Json, Router, http::HeaderMap, routing::get};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, csrf_of, enable_mfa_on, expect_json, spawn};
+use crate::helpers::{Backend, PASSWORD, TestApp, csrf_of, enable_mfa_on, expect_json, installed, spawn};
 
 const RULES: &str = r#"
 [[rules]]
@@ -95,10 +95,6 @@ impl Drop for Proxy {
     }
 }
 
-fn installed(candidates: &[&'static str]) -> Option<&'static str> {
-    candidates.iter().copied().find(|p| Path::new(p).exists())
-}
-
 /// Latchkey with the rules above, and the echoing upstream.
 async fn app_and_upstream() -> (TestApp, u16, tempfile::NamedTempFile) {
     let rules = tempfile::NamedTempFile::new().unwrap();
@@ -120,11 +116,9 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_peer = "nginx"), ignore = "needs LATCHKEY_TEST_PEERS=nginx when built")]
 async fn nginx_auth_request_protects_an_app() {
-    let Some(nginx) = installed(&["/usr/sbin/nginx", "/usr/bin/nginx"]) else {
-        eprintln!("skipped nginx_auth_request_protects_an_app: nginx is not installed (apt-get install nginx-light)");
-        return;
-    };
+    let nginx = installed(&["/usr/sbin/nginx", "/usr/bin/nginx"], "apt-get install nginx-light");
     let (app, upstream, _rules) = app_and_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let listen = free_port();
@@ -162,11 +156,9 @@ http://:{listen} {{
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_peer = "caddy"), ignore = "needs LATCHKEY_TEST_PEERS=caddy when built")]
 async fn caddy_forward_auth_protects_an_app() {
-    let Some(caddy) = installed(&["/usr/bin/caddy", "/usr/local/bin/caddy"]) else {
-        eprintln!("skipped caddy_forward_auth_protects_an_app: caddy is not installed (apt-get install caddy)");
-        return;
-    };
+    let caddy = installed(&["/usr/bin/caddy", "/usr/local/bin/caddy"], "apt-get install caddy");
     let (app, upstream, _rules) = app_and_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let listen = free_port();
