@@ -38,7 +38,12 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(scrape))
 }
 
-async fn scrape(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("metrics" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format: request counts and latencies per route, security counters, live sessions, the mail queue", content_type = "text/plain", body = String),
+        (status = 401, description = "`invalid_token`: `LATCHKEY_METRICS_TOKEN` is set and the bearer token is not it", body = crate::edge::error::ErrorBody),
+    ))]
+pub(crate) async fn scrape(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
     if let Some(expected) = &app.config.metrics_token {
         let presented = super::client::bearer_token(request.headers()).unwrap_or_default();
         if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {

@@ -46,6 +46,83 @@ async fn openapi_documents_every_endpoint(app: &TestApp) {
 }
 on_both!(openapi_documents_every_endpoint);
 
+/// Every `(method, path)` that `src/http/` and `/metrics` route, read from their `.route(…)` calls: the API
+/// modules are nested under `/api/v1`, `ops.rs` and the metrics router are not.
+fn served_routes() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("src/http")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.push(root.join("src/edge/metrics.rs"));
+    let mut routes = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap().to_string();
+        let prefix = if ["ops.rs", "metrics.rs"].contains(&name.as_str()) { "" } else { "/api/v1" };
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (start, _) in text.match_indices(".route(\"") {
+            let rest = &text[start + ".route(\"".len()..];
+            let path = &rest[..rest.find('"').unwrap()];
+            let mut depth = 1;
+            let end = rest.char_indices().find_map(|(i, c)| {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                (depth == 0).then_some(i)
+            });
+            let call = &rest[..end.unwrap()];
+            // A proxy's subrequest (`any`) comes with the original request's method: documented as GET.
+            for (router, method) in [
+                ("get", "get"),
+                ("any", "get"),
+                ("post", "post"),
+                ("put", "put"),
+                ("patch", "patch"),
+                ("delete", "delete"),
+            ] {
+                let called = call.match_indices(&format!("{router}(")).any(|(i, _)| {
+                    i == 0 || !call.as_bytes()[i - 1].is_ascii_alphanumeric() && call.as_bytes()[i - 1] != b'_'
+                });
+                if called {
+                    routes.push((method.to_string(), format!("{prefix}{path}")));
+                }
+            }
+        }
+    }
+    routes
+}
+
+/// The document lists every operation the router serves, and every status the shared layers can answer:
+/// a JSON body's 400/413/415/422, a bearer's 401, the database's 503, each an `ErrorBody`.
+async fn openapi_lists_every_route_and_status(app: &TestApp) {
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let routes = served_routes();
+    assert!(routes.len() > 60, "the route scan found {} routes", routes.len());
+    for (method, path) in &routes {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{} {path} is served but not documented", method.to_uppercase());
+        let responses = operation["responses"].as_object().unwrap();
+        let json_body = operation["requestBody"]["content"].get("application/json").is_some();
+        let bearer = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+        let owed = [("400", json_body), ("413", json_body), ("415", json_body), ("422", json_body), ("401", bearer)];
+        for (status, expected) in owed.into_iter().chain([("503", path != "/healthz")]) {
+            assert!(!expected || responses.contains_key(status), "{method} {path} does not list {status}");
+        }
+        for (status, response) in responses {
+            if status.starts_with('4') || status.starts_with('5') {
+                let reference = response["$ref"].as_str().map(|r| r.rsplit('/').next().unwrap());
+                let response = reference.map_or(response, |name| &doc["components"]["responses"][name]);
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/ErrorBody", "{method} {path} {status}: {response}");
+            }
+        }
+    }
+    let methods = ["get", "post", "put", "patch", "delete"];
+    let items = doc["paths"].as_object().unwrap().values();
+    let documented: usize = items.map(|item| methods.iter().filter(|m| item.get(**m).is_some()).count()).sum();
+    assert_eq!(documented, routes.len(), "the document lists operations the router does not serve");
+}
+on_both!(openapi_lists_every_route_and_status);
+
 async fn swagger_ui_is_served_from_the_binary(app: &TestApp) {
     let page = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
