@@ -79,6 +79,35 @@ pub(crate) async fn start_browser(browser: &str, driver: &str, profile: &Path) -
     panic!("chromedriver did not accept a session");
 }
 
+/// axe-core (npm, pinned in tests/node), the engine behind Lighthouse's accessibility audit.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; the browser tests need npm ci --prefix tests/node", path.display()))
+    })
+}
+
+/// Runs axe-core's WCAG 2.x A and AA rules in the current page (injected over WebDriver, so the page's CSP
+/// stays as it is) and returns the serious and critical violations, each with the elements it found.
+async fn accessibility_violations(client: &Client) -> Vec<String> {
+    if client.execute("return typeof window.axe", vec![]).await.unwrap() != "object" {
+        client.execute(&format!("{};\nreturn true;", axe_source()), vec![]).await.unwrap();
+    }
+    let audit = r#"
+        const done = arguments[arguments.length - 1];
+        const only = { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] };
+        window.axe.run(document, { runOnly: only }).then(
+            (r) => done(r.violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)),
+            (e) => done([`axe failed: ${e}`]));
+    "#;
+    let found = client.execute_async(audit, vec![]).await.unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
 pub(crate) struct Session<'a> {
     pub app: &'a TestApp,
     pub client: Client,
@@ -130,7 +159,14 @@ impl Session<'_> {
         self.client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
     }
 
-    pub(crate) async fn shot(&self, name: &str) {
+    /// A page state the tests show: audited for accessibility, and saved as a screenshot when asked.
+    pub(crate) async fn page_state(&self, name: &str) {
+        let violations = accessibility_violations(&self.client).await;
+        assert!(
+            violations.is_empty(),
+            "{name} ({}): serious or critical WCAG violations: {violations:#?}",
+            self.path().await
+        );
         if let Some(dir) = &self.shots {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::write(dir.join(format!("{name}.png")), self.client.screenshot().await.unwrap()).unwrap();
@@ -161,7 +197,7 @@ async fn a_person_uses_the_pages_in_chromium() {
 
     // Register.
     s.open("/register").await;
-    s.shot("register").await;
+    s.page_state("register").await;
     s.fill("#email", "chromium@example.com").await;
     s.fill("#password", PASSWORD).await;
     s.click("form[action='/register'] button[type=submit]").await;
@@ -177,25 +213,35 @@ async fn a_person_uses_the_pages_in_chromium() {
     assert_eq!(storage[1], 0);
     assert!(!storage[2].as_str().unwrap().contains("latchkey_session"), "{storage}");
     assert!(!s.client.source().await.unwrap().contains("eyJ"), "no token in the page");
-    s.shot("account").await;
-    // On a phone-width screen nothing needs sideways scrolling.
-    s.client.set_window_size(390, 844).await.unwrap();
+    s.page_state("account").await;
+    // At 320 CSS px (WCAG 1.4.10 reflow) nothing needs sideways scrolling.
+    s.client.set_window_size(320, 844).await.unwrap();
     let overflow =
         s.client.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await.unwrap();
     assert!(overflow.as_i64().unwrap() <= 0, "page wider than the screen by {overflow} px");
-    s.shot("account_phone").await;
+    s.page_state("account_phone").await;
     s.client.set_window_size(1024, 1300).await.unwrap();
 
-    // Sign out and in.
+    // Sign out; a wrong password is said in words tied to the fields; then in with the keyboard alone: the
+    // username field has the focus, Tab goes to the password, Enter submits.
     s.sign_out().await;
-    s.shot("login").await;
-    s.sign_in("chromium@example.com", PASSWORD).await;
+    s.page_state("login").await;
+    s.sign_in("chromium@example.com", "not the password").await;
+    s.expect_path("/login").await;
+    let described = s.client.find(Locator::Css("#password[aria-invalid=true]")).await.unwrap();
+    assert_eq!(described.attr("aria-describedby").await.unwrap().as_deref(), Some("login-error"));
+    s.page_state("login_refused").await;
+    s.open("/login").await;
+    let focused = s.client.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("username"));
+    focused.send_keys("chromium@example.com\u{E004}").await.unwrap();
+    s.client.active_element().await.unwrap().send_keys(&format!("{PASSWORD}\u{E007}")).await.unwrap();
     s.expect_path("/account").await;
 
     // Enroll TOTP, reading the secret from the page.
     s.click("form[action='/account/mfa/setup'] button").await;
     s.expect_path("/account/mfa/setup").await;
-    s.shot("mfa_setup").await;
+    s.page_state("mfa_setup").await;
     let mut authenticator = Authenticator::new(&s.text("#secret").await.replace(' ', ""));
     s.fill("#code", &authenticator.next_code().await).await;
     s.click("form[action='/account/mfa/enable'] button").await;
@@ -204,14 +250,14 @@ async fn a_person_uses_the_pages_in_chromium() {
     let codes: Vec<&str> = codes.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     assert_eq!(codes.len(), 10);
     let backup_code = codes[0].to_string();
-    s.shot("backup_codes").await;
+    s.page_state("backup_codes").await;
 
     // Sign out; in again with a TOTP code.
     s.open("/account").await;
     s.sign_out().await;
     s.sign_in("chromium@example.com", PASSWORD).await;
     s.expect_path("/login/mfa").await;
-    s.shot("login_mfa").await;
+    s.page_state("login_mfa").await;
     s.fill("#code", &authenticator.next_code().await).await;
     s.click("form[action^='/login/mfa'] button").await;
     s.expect_path("/account").await;
@@ -229,7 +275,7 @@ async fn a_person_uses_the_pages_in_chromium() {
     let body = serde_json::json!({"mfa_token": pending["mfa_token"], "code": authenticator.next_code().await});
     let other = expect_json(app.post_json("/auth/mfa/challenge", &body).await, StatusCode::OK).await;
     s.open("/account").await;
-    s.shot("account_sessions").await;
+    s.page_state("account_sessions").await;
     s.click("#sessions tbody tr:not(:has(strong)) form button").await;
     s.expect_path("/account?done=revoked").await;
     expect_error(app.me(other["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED, "invalid_token")
@@ -243,25 +289,28 @@ async fn a_person_uses_the_pages_in_chromium() {
     s.sign_in("admin@example.com", PASSWORD).await;
     s.expect_path("/account").await;
     s.open("/admin").await;
-    s.shot("admin_dashboard").await;
+    s.page_state("admin_dashboard").await;
     let victim_id = victim_pair["user"]["id"].as_str().unwrap();
     s.open(&format!("/admin/users/{victim_id}")).await;
-    s.shot("admin_user").await;
+    s.page_state("admin_user").await;
     s.open(&format!("/admin/users?q={victim}")).await;
-    s.shot("admin").await;
+    s.page_state("admin").await;
     s.click("form input[value='deactivate'] ~ button").await;
     s.click("button[name='confirm']").await;
     s.expect_path("/admin/users?done=ok").await;
     s.open("/admin/audit?action=user_deactivated").await;
     assert!(s.text("tbody").await.contains(&format!("{victim} was deactivated")));
-    s.shot("admin_audit").await;
+    s.page_state("admin_audit").await;
+    s.open("/admin/clients").await;
+    s.page_state("admin_clients").await;
     s.open("/admin/orgs").await;
+    s.page_state("admin_orgs").await;
     s.fill("#org-name", "Research").await;
     s.fill("#org-slug", "research").await;
     s.click("form[action='/admin/orgs'] button").await;
     s.expect_path("/admin/orgs/").await;
     assert!(s.text("h1").await.contains("Research"));
-    s.shot("admin_org").await;
+    s.page_state("admin_org").await;
     expect_error(
         app.me(victim_pair["access_token"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED,
@@ -324,7 +373,9 @@ async fn relying_party() -> (String, Received) {
                 let line = String::from_utf8_lossy(&data[..head_len]).lines().next().unwrap_or_default().to_string();
                 let body = String::from_utf8_lossy(&data[head_len..]).into_owned();
                 log.lock().unwrap().push((line, body));
-                let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: close\r\n\r\ncallback ok";
+                let page = "<!doctype html><html lang=en><title>Application</title><main>callback ok</main></html>";
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nconnection: close\r\n";
+                let answer = format!("{head}content-length: {}\r\n\r\n{page}", page.len());
                 let _ = stream.write_all(answer.as_bytes()).await;
             });
         }
@@ -426,12 +477,12 @@ async fn an_application_signs_a_person_in(form_post: bool) {
     // Not signed in: the sign-in page, then the consent page.
     s.sign_in_to(&authorize, &email).await;
     s.expect_path("/oauth2/authorize?").await;
-    s.shot(&format!("consent_{mode}")).await;
+    s.page_state(&format!("consent_{mode}")).await;
     assert!(s.text("h1").await.contains("Chromium RP"), "{}", s.client.source().await.unwrap());
     s.watch_csp().await;
     s.click("button[name=decision][value=allow]").await;
     let (line, body) = s.callback(&received, &format!("Allow on the consent page ({mode})")).await;
-    s.shot(&format!("callback_{mode}")).await;
+    s.page_state(&format!("callback_{mode}")).await;
     let answer = response_params(&line, &body, form_post);
     let get = |name: &str| answer.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(get("state").as_deref(), Some("xyz"), "{line} {body}");

@@ -133,7 +133,7 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     // Add a passkey on the account page: the first second factor, so the backup codes come with it.
     s.sign_in(email, PASSWORD).await;
     s.expect_path("/account").await;
-    s.shot("passkeys_none").await;
+    s.page_state("passkeys_none").await;
     s.fill("#passkey-name", "Chromium laptop").await;
     s.click("button[data-passkey=register]").await;
     s.expect_path("/account/passkeys").await;
@@ -141,7 +141,7 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     assert_eq!(codes.lines().filter(|l| !l.trim().is_empty()).count(), 10, "{codes}");
     s.open("/account").await;
     assert!(s.text("#passkeys").await.contains("Chromium laptop"));
-    s.shot("passkeys_added").await;
+    s.page_state("passkeys_added").await;
     let mut counter = sign_count(&s.client, &authenticator).await;
 
     // Usernameless sign-in, several times; each one moves the signature counter on.
@@ -160,7 +160,7 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     s.expect_path("/login/mfa").await;
     let authenticator = add_authenticator(&s.client).await;
     webauthn(&s.client, Method::POST, format!("authenticator/{authenticator}/credential"), Some(saved)).await;
-    s.shot("login_mfa_passkey").await;
+    s.page_state("login_mfa_passkey").await;
     s.click("button[data-passkey=mfa]").await;
     s.expect_path("/account").await;
     assert_eq!(last_login_method(&s, user).await, "password+pop");
@@ -173,7 +173,7 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     s.click("form[action='/logout'] button").await;
     // The credential is unknown now, so the refusal names no account; the page says what may have happened.
     wait_for_text(&s, "p.error", "not accepted").await;
-    s.shot("login_passkey_refused").await;
+    s.page_state("login_passkey_refused").await;
     assert!(s.path().await.starts_with("/login"), "{}", s.path().await);
     let refused = AuditQuery {
         user_id: None,
