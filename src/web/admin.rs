@@ -550,10 +550,9 @@ async fn act(
             is_admin: true,
             subject: app.admin_get_user(id).await?.email,
             form_action: format!("/admin/users/{id}"),
-            fields: [("action", Some(form.action.clone())), ("from", Some(form.from.clone()))]
+            fields: [("action", form.action.clone()), ("from", form.from.clone())]
                 .into_iter()
-                .chain([("id", form.id.map(|id| id.to_string()))])
-                .filter_map(|(name, value)| value.map(|v| (name, v)))
+                .chain(form.id.map(|id| ("id", id.to_string())))
                 .collect(),
             button,
             consequence,
