@@ -55,6 +55,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let background = [
             self.services.revocations.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll),
+            self.services.user_views.spawn_sync(self.services.db.clone(), self.services.config.revocation_poll),
             self.services.spawn_pruning(std::time::Duration::from_secs(3600)),
             self.services.spawn_key_reload(self.services.config.key_reload),
             self.services.spawn_outbox(self.services.config.outbox_poll),

@@ -288,8 +288,9 @@ async fn rules_command(config: Config, command: RulesCommand) -> anyhow::Result<
                 Some(user) => {
                     let services = Services::start(config).await?;
                     let account = services.find_user(&user).await.map_err(|e| anyhow::anyhow!("{user}: {e}"))?;
-                    let orgs = services.org_roles_by_slug(account.id).await?;
-                    rules.decide(&target, Some(&Subject { role: account.role, mfa, orgs: &orgs }))
+                    let view = services.user_view(account.profile.id).await?;
+                    let orgs: Vec<_> = view.memberships.iter().map(|(org, role)| (org.slug.as_str(), *role)).collect();
+                    rules.decide(&target, Some(&Subject { role: account.profile.role, mfa, orgs: &orgs }))
                 }
             };
             let by =
@@ -318,14 +319,14 @@ async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()
                 .await
                 .map_err(explain)?;
             for u in users {
-                let state = if u.is_active { "active" } else { "deactivated" };
-                let mfa = if u.mfa_enabled { "mfa" } else { "-" };
+                let state = if u.profile.is_active { "active" } else { "deactivated" };
+                let mfa = if u.profile.mfa_enabled { "mfa" } else { "-" };
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
-                    u.id,
-                    u.email,
-                    u.username.unwrap_or_default(),
-                    u.role.as_str(),
+                    u.profile.id,
+                    u.profile.email,
+                    u.profile.username.unwrap_or_default(),
+                    u.profile.role.as_str(),
                     state,
                     mfa
                 );
@@ -342,12 +343,12 @@ async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()
             update(&services, &user, UserChanges { role: None, is_active: Some(true) }).await?
         }
         UserCommand::Unlock { user } => {
-            let id = target(user).await?.id;
+            let id = target(user).await?.profile.id;
             services.admin_unlock(Actor::Operator, id, &operator).await.map_err(explain)?;
             println!("unlocked");
         }
         UserCommand::ResetMfa { user } => {
-            let id = target(user).await?.id;
+            let id = target(user).await?.profile.id;
             services.admin_reset_mfa(Actor::Operator, id, &operator).await.map_err(explain)?;
             println!("two-factor authentication turned off");
         }
@@ -358,7 +359,7 @@ async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()
             let secret = read_stdin_line()?;
             let initial = if password_hash { InitialPassword::Hash(&secret) } else { InitialPassword::Plain(&secret) };
             let user = services.create_user(&email, username.as_deref(), role, initial).await.map_err(explain)?;
-            println!("created {} ({}) with role {}", user.email, user.id, user.role.as_str());
+            println!("created {} ({}) with role {}", user.profile.email, user.profile.id, user.profile.role.as_str());
         }
     }
     Ok(())
@@ -367,11 +368,11 @@ async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<()
 /// Changes role or active state as an operator; either change ends the user's sessions.
 async fn update(services: &Services, user: &str, changes: UserChanges) -> anyhow::Result<()> {
     let explain = |e: latchkey::error::Error| anyhow::anyhow!("{user}: {}", ApiError::from(e).body.message);
-    let id = services.find_user(user).await.map_err(explain)?.id;
+    let id = services.find_user(user).await.map_err(explain)?.profile.id;
     let updated =
         services.admin_update_user(Actor::Operator, id, changes, &Client::default()).await.map_err(explain)?;
-    let state = if updated.is_active { "active" } else { "deactivated" };
-    println!("{}: role {}, {state}", updated.email, updated.role.as_str());
+    let state = if updated.profile.is_active { "active" } else { "deactivated" };
+    println!("{}: role {}, {state}", updated.profile.email, updated.profile.role.as_str());
     Ok(())
 }
 

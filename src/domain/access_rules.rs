@@ -134,7 +134,7 @@ pub struct Subject<'a> {
     pub role: Role,
     pub mfa: bool,
     /// (slug, role) of each membership.
-    pub orgs: &'a [(String, Role)],
+    pub orgs: &'a [(&'a str, Role)],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,9 +402,9 @@ policy = "signed_in"
     #[test]
     fn orgs_by_slug_or_slug_and_role_and_methods() {
         use Outcome::*;
-        let acme_viewer = [("acme".to_string(), Role::Viewer)];
-        let acme_admin = [("acme".to_string(), Role::Admin)];
-        let docs_viewer = [("docs".to_string(), Role::Viewer)];
+        let acme_viewer = [("acme", Role::Viewer)];
+        let acme_admin = [("acme", Role::Admin)];
+        let docs_viewer = [("docs", Role::Viewer)];
         let who = |orgs| Subject { role: Role::Viewer, mfa: false, orgs };
         assert_eq!(ask("wiki.example.com", "/", "POST", Some(&who(&acme_viewer))).0, Forbidden);
         assert_eq!(ask("wiki.example.com", "/", "put", Some(&who(&acme_admin))).0, Allow);

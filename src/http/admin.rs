@@ -111,7 +111,7 @@ pub struct UserPatch {
     pub is_active: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(UserSearch), security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users", operation_id = "list_users", tag = "admin", params(UserSearch), security(("bearer" = []), ("password" = [])),
     responses(
         (status = 200, description = "Ordered by creation time, then id", body = UserList),
         (status = 401, body = ErrorBody),
@@ -134,7 +134,7 @@ async fn list(
     Ok(axum::Json(UserList { users: users.into_iter().map(User::from).collect(), total }))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", operation_id = "show_user", tag = "admin", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn show(
     State(app): State<AppState>,
@@ -144,7 +144,7 @@ async fn show(
     Ok(axum::Json(app.admin_get_user(id).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", request_body = UserPatch,
+#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", operation_id = "update_user", tag = "admin", request_body = UserPatch,
     security(("bearer" = []), ("password" = [])),
     responses(
         (status = 200, description = "Changed; a role change or deactivation ends the user's sessions", body = User),

@@ -81,7 +81,8 @@ async fn events(
     with_user: bool,
 ) -> Result<axum::Json<Vec<AuditEvent>>, ApiError> {
     let before = page.before.map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
-    let query = AuditQuery { user_id, action, after: i64::MIN, before, limit: page.limit.unwrap_or(50).clamp(1, 200) };
+    let limit = page.limit.unwrap_or(50).clamp(1, 200);
+    let query = AuditQuery { user_id, action, after: i64::MIN, before, before_id: None, limit };
     let records = app.audit_events(&query).await?;
     Ok(axum::Json(records.into_iter().map(|e| AuditEvent::from_record(e, with_user)).collect()))
 }

@@ -24,7 +24,7 @@ use crate::{
     clock,
     domain::roles::Role,
     service::{accounts::NewAccount, mfa::LoginOutcome, sessions::IssuedTokens},
-    store::users::UserRecord,
+    store::users::{Profile, UserRecord},
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -60,6 +60,12 @@ pub struct User {
 
 impl From<UserRecord> for User {
     fn from(u: UserRecord) -> Self {
+        u.profile.into()
+    }
+}
+
+impl From<Profile> for User {
+    fn from(u: Profile) -> Self {
         Self {
             id: u.id,
             email: u.email,
@@ -262,8 +268,9 @@ async fn logout_all(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = Me), (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody)))]
 async fn me(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<Me>, ApiError> {
-    let (user, memberships) = app.me(auth.sub).await?;
-    Ok(axum::Json(Me { user: user.into(), memberships: memberships.into_iter().map(MyOrg::from).collect() }))
+    let view = app.user_view(auth.sub).await?;
+    let memberships = view.memberships.iter().cloned().map(MyOrg::from).collect();
+    Ok(axum::Json(Me { user: view.profile.clone().into(), memberships }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,

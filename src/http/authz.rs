@@ -61,13 +61,22 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Traefik `forwardAuth`, Caddy `forward_auth`: `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`.
+/// Traefik `forwardAuth`, Caddy `forward_auth`: `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`. The document
+/// describes forms of each header that `Original::new` accepts: a host name with an optional port, and an
+/// absolute path without dot segments or percent escapes, with an optional query (an empty optional header
+/// counts as absent, so each optional pattern admits the empty string).
 #[utoipa::path(get, path = "/api/v1/authz/forward-auth", tag = "authz",
     description = "For Traefik `forwardAuth` and Caddy `forward_auth` (any method). Reads X-Forwarded-Method/-Proto/-Host/-Uri, and the web session cookie or a Bearer token.",
+    params(
+        ("X-Forwarded-Host" = String, Header, description = "The host the browser asked for", pattern = "^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[1-9][0-9]{0,3})?$"),
+        ("X-Forwarded-Uri" = Option<String>, Header, nullable = false, description = "The path and query it asked for; `/` when absent or empty", pattern = "^(?:/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?)?(?:\\?[A-Za-z0-9._~=&-]*)?)?$"),
+        ("X-Forwarded-Proto" = Option<String>, Header, nullable = false, description = "`http` or `https`; `https` when absent or empty", pattern = "^(?:https?)?$"),
+        ("X-Forwarded-Method" = Option<String>, Header, nullable = false, description = "The method it used; GET without it"),
+    ),
     responses(
         (status = 200, description = "Allowed; `Remote-User`, `Remote-Email`, `Remote-User-Id`, `Remote-Groups` name the user"),
         (status = 302, description = "Not signed in: `Location` is the sign-in page, with the original URL as `next`; or a `mfa` rule and a password-only session: the second-factor page (`/login/mfa`)"),
-        (status = 400, description = "The forwarded headers are missing", body = ErrorBody),
+        (status = 400, description = "The forwarded headers are missing, or name the request in a form that cannot be judged", body = ErrorBody),
         (status = 401, description = "A bad Bearer token (never redirected)", body = ErrorBody),
         (status = 403, description = "Not allowed, a host the rules do not name, or a proxy that is not trusted", body = ErrorBody),
     ))]
@@ -87,9 +96,13 @@ async fn forward_auth(
 /// nginx `auth_request`: `X-Original-URL` and `X-Original-Method`.
 #[utoipa::path(get, path = "/api/v1/authz/auth-request", tag = "authz",
     description = "For nginx `auth_request` (any method). Reads X-Original-URL and X-Original-Method, and the web session cookie or a Bearer token.",
+    params(
+        ("X-Original-URL" = String, Header, description = "The absolute URL the browser asked for", pattern = "^https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[1-9][0-9]{0,3})?(?:/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?)?(?:\\?[A-Za-z0-9._~=&-]*)?)?$"),
+        ("X-Original-Method" = Option<String>, Header, nullable = false, description = "The method it used; GET without it"),
+    ),
     responses(
         (status = 200, description = "Allowed; `Remote-User`, `Remote-Email`, `Remote-User-Id`, `Remote-Groups` name the user"),
-        (status = 400, description = "The original URL is missing", body = ErrorBody),
+        (status = 400, description = "The original URL is missing, or not in a form that can be judged", body = ErrorBody),
         (status = 401, description = "Not signed in (`Location` is the sign-in page), a `mfa` rule and a password-only session (`mfa_required`, `Location` is the second-factor page), or a bad Bearer token (no `Location`)", body = ErrorBody),
         (status = 403, description = "Not allowed, a host the rules do not name, or a proxy that is not trusted", body = ErrorBody),
     ))]

@@ -7,7 +7,7 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Json, RequirePermission, UsersWrite};
@@ -88,7 +88,98 @@ pub struct Secret {
     pub client_secret: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = ClientSettings,
+/// A grant type a client may be allowed (`service::oauth_clients::GRANT_TYPES`).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+/// A scope this server offers (`domain::oauth::SCOPES`).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Openid,
+    Profile,
+    Email,
+    OfflineAccess,
+    Roles,
+}
+
+/// `required`: the person is asked; `implicit`: first-party apps, never asked (not for a public client).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    Required,
+    Implicit,
+}
+
+/// How ID tokens are signed.
+#[derive(Deserialize, ToSchema)]
+pub enum IdTokenAlg {
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    #[serde(rename = "ES256")]
+    Es256,
+}
+
+/// `POST /admin/clients`: a new client's settings; absent ones get their default. Documentation only (the
+/// handler reads `ClientSettings` and checks the rules no schema states: the `authorization_code` grant needs
+/// a redirect URI, each URI must be registrable, a public client must use PKCE and ask for consent and cannot
+/// use `client_credentials`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    /// 1–100 characters, surrounding spaces not counted.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    pub name: String,
+    /// Where the authorization code may be sent: `https`, or `http` on a loopback address.
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// A public client (a single-page or native app) has no secret and must use PKCE. Fixed at creation.
+    pub public: Option<bool>,
+    /// `authorization_code` and `refresh_token` by default.
+    pub grant_types: Option<Vec<GrantType>>,
+    /// All by default.
+    pub scopes: Option<Vec<Scope>>,
+    /// `required` by default.
+    pub consent: Option<Consent>,
+    pub require_mfa: Option<bool>,
+    /// On for a public client, and it cannot be turned off there.
+    pub require_pkce: Option<bool>,
+    /// `RS256` by default.
+    pub id_token_signed_response_alg: Option<IdTokenAlg>,
+    /// Empty for none.
+    pub backchannel_logout_uri: Option<String>,
+}
+
+/// `PATCH /admin/clients/{client_id}`: the settings to change; absent ones keep their value. Documentation
+/// only, as `NewClient`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientChanges {
+    /// 1–100 characters, surrounding spaces not counted.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Fixed at creation: only the value the client has is accepted.
+    pub public: Option<bool>,
+    pub grant_types: Option<Vec<GrantType>>,
+    pub scopes: Option<Vec<Scope>>,
+    pub consent: Option<Consent>,
+    pub require_mfa: Option<bool>,
+    pub require_pkce: Option<bool>,
+    pub id_token_signed_response_alg: Option<IdTokenAlg>,
+    /// Empty removes it.
+    pub backchannel_logout_uri: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/clients", operation_id = "create_client", tag = "admin", request_body = NewClient,
     security(("bearer" = []), ("password" = [])),
     responses(
         (status = 201, description = "Registered; a confidential client's secret is shown this once", body = ClientView),
@@ -109,7 +200,7 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(issued.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/clients", tag = "admin", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/clients", operation_id = "list_clients", tag = "admin", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = [ClientView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(
     State(app): State<AppState>,
@@ -118,7 +209,7 @@ async fn list(
     Ok(axum::Json(app.list_clients().await?.into_iter().map(|c| ClientView::new(c, None)).collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/clients/{client_id}", tag = "admin", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/clients/{client_id}", operation_id = "show_client", tag = "admin", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn show(
     State(app): State<AppState>,
@@ -128,7 +219,7 @@ async fn show(
     Ok(axum::Json(ClientView::new(app.find_client(&client_id).await?, None)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/clients/{client_id}", tag = "admin", request_body = ClientSettings,
+#[utoipa::path(patch, path = "/api/v1/admin/clients/{client_id}", operation_id = "update_client", tag = "admin", request_body = ClientChanges,
     security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -143,7 +234,7 @@ async fn update(
     Ok(axum::Json(ClientView::new(client, None)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/clients/{client_id}", tag = "admin", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(delete, path = "/api/v1/admin/clients/{client_id}", operation_id = "remove_client", tag = "admin", security(("bearer" = []), ("password" = [])),
     responses((status = 204, description = "Deleted, with its grants and tokens"), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn remove(

@@ -20,18 +20,34 @@ use crate::{
     error::Error,
 };
 
-/// `axum::Json`, with its rejections turned into API errors.
+/// `axum::Json`, with its rejections turned into API errors. Every body the API takes is a JSON object (as
+/// the OpenAPI document says): anything else is refused with 422, where serde would read a struct from an
+/// array of its fields in order (`[null, null]` as `{"role": null, "is_active": null}`).
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| ApiError::for_status(r.status()))?;
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(_) if !object => Err(ApiError::validation("body", "The body must be a JSON object.")),
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `application/json` or any `application/*+json`, with or without parameters: what `axum::Json` accepts.
+fn json_content_type(headers: &header::HeaderMap) -> bool {
+    let mime = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()?.parse::<mime::Mime>().ok());
+    mime.is_some_and(|m| {
+        m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+    })
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -124,6 +140,7 @@ pub struct LoginRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct PasswordGrant {
     /// Must be `password`.
+    #[schema(pattern = "^password$")]
     pub grant_type: String,
     pub username: String,
     pub password: String,
@@ -167,5 +184,28 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
         }
         let Json(body) = Json::<LoginRequest>::from_request(req, state).await?;
         Ok(Self(body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    #[test]
+    fn json_content_types_are_the_ones_axum_accepts() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            super::json_content_type(&headers)
+        };
+        for accepted in
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]
+        {
+            assert!(with(accepted), "{accepted}");
+        }
+        for refused in ["text/json", "application/jsonl", "application/x-www-form-urlencoded", "json", ""] {
+            assert!(!with(refused), "{refused}");
+        }
+        assert!(!super::json_content_type(&HeaderMap::new()));
     }
 }

@@ -34,7 +34,7 @@ pub struct ConnectedApp {
     pub last_used_at: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/grants", tag = "sessions", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/auth/grants", operation_id = "list_grants", tag = "sessions", security(("bearer" = []), ("password" = [])),
     responses((status = 200, description = "Connected apps, the most recently approved first", body = [ConnectedApp]),
         (status = 401, body = ErrorBody)))]
 async fn list(

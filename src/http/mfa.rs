@@ -9,7 +9,13 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        Ref, RefOr,
+        schema::{ObjectBuilder, OneOfBuilder, Schema, Type},
+    },
+};
 
 use super::{
     auth::TokenPair,
@@ -76,8 +82,9 @@ pub struct BackupCodes {
     pub backup_codes: Vec<String>,
 }
 
-/// A code, or a passkey's answer to the challenge of `/auth/mfa/passkey/start`.
-#[derive(Deserialize, ToSchema)]
+/// A code, or a passkey's answer to the challenge of `/auth/mfa/passkey/start` (documented by hand below:
+/// one or the other, never both).
+#[derive(Deserialize)]
 pub struct ChallengeRequest {
     /// From the `MfaPending` answer of `/auth/login`.
     pub mfa_token: String,
@@ -86,8 +93,46 @@ pub struct ChallengeRequest {
     /// From `/auth/mfa/passkey/start`, with `credential`.
     pub challenge_id: Option<String>,
     /// `PublicKeyCredential.toJSON()` of the browser's `navigator.credentials.get`.
-    #[schema(value_type = Option<Object>)]
     pub credential: Option<webauthn_rs_core::proto::PublicKeyCredential>,
+}
+
+/// `oneOf`: `{mfa_token, code}` or `{mfa_token, challenge_id, credential}`; the members of the other form may be
+/// absent or `null` (as `ChallengeRequest::proof` reads them).
+impl utoipa::PartialSchema for ChallengeRequest {
+    fn schema() -> RefOr<Schema> {
+        let text = |description: &str| ObjectBuilder::new().schema_type(Type::String).description(Some(description));
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let mfa_token = || text("From the `MfaPending` answer of `/auth/login`.");
+        let code = ObjectBuilder::new()
+            .title(Some("code"))
+            .property("mfa_token", mfa_token())
+            .property("code", text("A 6-digit TOTP code or a backup code (case, spaces and dashes are ignored)."))
+            .property("challenge_id", null())
+            .property("credential", null())
+            .required("mfa_token")
+            .required("code");
+        let passkey = ObjectBuilder::new()
+            .title(Some("passkey"))
+            .property("mfa_token", mfa_token())
+            .property("challenge_id", text("From `/auth/mfa/passkey/start`."))
+            .property("credential", Ref::from_schema_name("AssertionJson"))
+            .property("code", null())
+            .required("mfa_token")
+            .required("challenge_id")
+            .required("credential");
+        OneOfBuilder::new()
+            .description(Some("A code, or a passkey's answer to the challenge of `/auth/mfa/passkey/start`."))
+            .item(code)
+            .item(passkey)
+            .into()
+    }
+}
+
+impl ToSchema for ChallengeRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("AssertionJson".into(), <super::passkeys::AssertionJson as utoipa::PartialSchema>::schema()));
+        <super::passkeys::AssertionJson as ToSchema>::schemas(schemas);
+    }
 }
 
 impl ChallengeRequest {

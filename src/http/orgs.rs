@@ -113,8 +113,11 @@ pub struct Invitation {
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewOrg {
+    /// 1–100 characters, surrounding spaces not counted.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
-    /// 2–40 of `a-z 0-9 -`; unique.
+    /// 2–40 of `a-z 0-9 -`, not starting or ending with `-`; unique.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")]
     pub slug: String,
 }
 
@@ -123,7 +126,7 @@ pub struct MemberRole {
     pub role: Role,
 }
 
-#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = NewOrg, security(("bearer" = []), ("password" = [])),
+#[utoipa::path(post, path = "/api/v1/orgs", operation_id = "create_org", tag = "orgs", request_body = NewOrg, security(("bearer" = []), ("password" = [])),
     responses(
         (status = 201, description = "Created; the caller is its admin", body = Org),
         (status = 401, body = ErrorBody),
@@ -140,13 +143,13 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(Org::from(org))))
 }
 
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/orgs", operation_id = "list_orgs", tag = "orgs", security(("bearer" = []), ("password" = [])),
     responses((status = 200, description = "The caller's organisations and role in each", body = [MyOrg]), (status = 401, body = ErrorBody)))]
 async fn list(State(app): State<AppState>, CurrentUser(auth): CurrentUser) -> Result<axum::Json<Vec<MyOrg>>, ApiError> {
     Ok(axum::Json(app.my_orgs(auth.sub).await?.into_iter().map(MyOrg::from).collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", operation_id = "show_org", tag = "orgs", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = Org), (status = 404, description = "Not a member (organisations cannot be discovered)", body = ErrorBody)))]
 async fn show(
     State(app): State<AppState>,

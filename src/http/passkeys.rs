@@ -89,19 +89,98 @@ pub struct PasskeyAdded {
     pub backup_codes: Option<Vec<String>>,
 }
 
+/// `PublicKeyCredential.toJSON()` of what `navigator.credentials.get` gave, as the server reads it
+/// (WebAuthn Level 3 §5.1): binary fields are unpadded base64url (the pattern admits only what decodes), and
+/// unknown members such as `clientExtensionResults` are ignored. Documentation only: the server parses it as
+/// `webauthn_rs_core::proto::PublicKeyCredential`.
+#[derive(ToSchema)]
+pub struct AssertionJson {
+    /// The credential id, as base64url.
+    pub id: String,
+    #[schema(
+        rename = "rawId",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub raw_id: String,
+    pub response: AssertionResponseJson,
+    /// `public-key`.
+    #[schema(rename = "type")]
+    pub kind: String,
+}
+
+/// `AuthenticatorAssertionResponse`, its binary fields unpadded base64url.
+#[derive(ToSchema)]
+pub struct AssertionResponseJson {
+    #[schema(
+        rename = "authenticatorData",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub authenticator_data: String,
+    #[schema(
+        rename = "clientDataJSON",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub client_data_json: String,
+    #[schema(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$")]
+    pub signature: String,
+    /// The account's user handle, for a discoverable credential.
+    #[schema(
+        rename = "userHandle",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub user_handle: Option<String>,
+}
+
+/// `PublicKeyCredential.toJSON()` of what `navigator.credentials.create` gave, as the server reads it: binary
+/// fields unpadded base64url, unknown members ignored. Documentation only: the server parses it as
+/// `webauthn_rs_core::proto::RegisterPublicKeyCredential`.
+#[derive(ToSchema)]
+pub struct AttestationJson {
+    /// The credential id, as base64url.
+    pub id: String,
+    #[schema(
+        rename = "rawId",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub raw_id: String,
+    pub response: AttestationResponseJson,
+    /// `public-key`.
+    #[schema(rename = "type")]
+    pub kind: String,
+}
+
+/// `AuthenticatorAttestationResponse`, its binary fields unpadded base64url.
+#[derive(ToSchema)]
+pub struct AttestationResponseJson {
+    #[schema(
+        rename = "attestationObject",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub attestation_object: String,
+    #[schema(
+        rename = "clientDataJSON",
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    pub client_data_json: String,
+    /// `getTransports()`: `usb`, `nfc`, `ble`, `internal`, `hybrid`; others are ignored.
+    pub transports: Option<Vec<String>>,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterFinish {
     pub challenge_id: String,
-    /// At most 64 characters; "Passkey" when empty.
+    /// At most 64 characters once trimmed, no control characters; "Passkey" when empty.
     #[serde(default)]
+    #[schema(max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: String,
-    /// `PublicKeyCredential.toJSON()` of what `navigator.credentials.create` gave.
-    #[schema(value_type = Object)]
+    #[schema(value_type = AttestationJson)]
     pub credential: RegisterPublicKeyCredential,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct Rename {
+    /// At most 64 characters once trimmed, no control characters; "Passkey" when empty.
+    #[schema(max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: String,
 }
 
@@ -114,8 +193,7 @@ pub struct LoginStart {
 #[derive(Deserialize, ToSchema)]
 pub struct LoginFinish {
     pub challenge_id: String,
-    /// `PublicKeyCredential.toJSON()` of what `navigator.credentials.get` gave.
-    #[schema(value_type = Object)]
+    #[schema(value_type = AssertionJson)]
     pub credential: PublicKeyCredential,
     /// As for `/auth/login`: proof that this client signed in to the account before.
     pub device_token: Option<String>,
@@ -132,7 +210,7 @@ pub struct Remove {
     pub password: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/passkeys", tag = "passkeys", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/auth/passkeys", operation_id = "list_passkeys", tag = "passkeys", security(("bearer" = []), ("password" = [])),
     responses((status = 200, body = [Passkey]), (status = 401, body = ErrorBody)))]
 async fn list(
     State(app): State<AppState>,
@@ -193,7 +271,7 @@ async fn rename(
     Ok(axum::Json(app.passkey_rename(&auth, id, &body.name).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/auth/passkeys/{id}", tag = "passkeys", request_body(content = Option<Remove>),
+#[utoipa::path(delete, path = "/api/v1/auth/passkeys/{id}", operation_id = "remove_passkey", tag = "passkeys", request_body(content = Option<Remove>),
     security(("bearer" = []), ("password" = [])),
     responses(
         (status = 204, description = "Removed; the last second factor going turns two-factor off"),
@@ -210,12 +288,14 @@ async fn remove(
     Path(id): Path<Uuid>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    // The body is optional: only the last second factor needs the password.
+    // The body is optional (none, or JSON `null`, as the document allows): only the last second factor needs
+    // the password.
     let body: Remove = if body.iter().all(u8::is_ascii_whitespace) {
         Remove::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<Remove>>(&body)
             .map_err(|_| Error::invalid_field("password", "The body must be {\"password\"}."))?
+            .unwrap_or_default()
     };
     app.passkey_remove(&auth, id, body.password.as_deref(), &client).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -35,7 +35,7 @@ pub struct Session {
     pub current: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "sessions", security(("bearer" = []), ("password" = [])),
+#[utoipa::path(get, path = "/api/v1/auth/sessions", operation_id = "list_sessions", tag = "sessions", security(("bearer" = []), ("password" = [])),
     responses((status = 200, description = "Live sessions, newest first", body = [Session]), (status = 401, body = ErrorBody)))]
 async fn list(
     State(app): State<AppState>,

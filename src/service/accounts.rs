@@ -21,7 +21,7 @@ use crate::{
     error::{Error, FieldError, Result},
     store::{
         mail_tokens, sessions,
-        users::{self, UserRecord},
+        users::{self, Profile, UserRecord},
     },
 };
 
@@ -53,7 +53,7 @@ impl Services {
         if self.mail_enabled() {
             self.queue_verification(&mut tx, &user, client).await?;
         }
-        audit::record(&mut tx, client, Event::success("register", user.id)).await?;
+        audit::record(&mut tx, client, Event::success("register", user.profile.id)).await?;
         let tokens = if self.config.require_email_verification {
             None
         } else {
@@ -81,28 +81,29 @@ impl Services {
             InitialPassword::Hash(h) => h.to_string(),
         };
         // An operator vouches for the address of an account they make.
-        let user = UserRecord { email_verified: true, ..self.new_user(email, username, role, hash) };
+        let mut user = self.new_user(email, username, role, hash);
+        user.profile.email_verified = true;
         let mut tx = self.db.begin().await?;
         users::insert(&mut tx, &user).await?;
-        let event = Event::success("register", user.id).with("via", "cli").with("role", role.as_str());
+        let event = Event::success("register", user.profile.id).with("via", "cli").with("role", role.as_str());
         audit::record(&mut tx, &Client::default(), event).await?;
         tx.commit().await?;
         Ok(user)
     }
 
     fn new_user(&self, email: String, username: Option<String>, role: Role, password_hash: String) -> UserRecord {
-        UserRecord {
+        let profile = Profile {
             id: Uuid::new_v4(),
             email,
             username,
-            password_hash,
             role,
             is_active: true,
             mfa_enabled: false,
             email_verified: false,
             created_at: clock::now_ms(),
             last_login_at: None,
-        }
+        };
+        UserRecord { profile, password_hash }
     }
 
     /// Field formats first (422 `validation_failed`), then the password policy (422 `weak_password`).
@@ -156,7 +157,7 @@ impl Services {
         let identifier = LoginIdentifier::parse(identifier);
         let user = users::find_by_identifier(self.db.pool(), &identifier).await?;
         let scope = self.lock_scope(&identifier, user.as_ref(), device_token, clock::now_ms()).await?;
-        let attempt = self.reserve_attempt(scope, user.as_ref().map(|u| u.id), client).await?;
+        let attempt = self.reserve_attempt(scope, user.as_ref().map(|u| u.profile.id), client).await?;
         let verification = match self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await
         {
             Ok(verification) => verification,
@@ -168,7 +169,7 @@ impl Services {
         let (user, rehash) = match (user, verification) {
             (Some(user), Verification::Match { rehash }) => (user, rehash),
             (user, _) => {
-                let user_id = user.map(|u| u.id);
+                let user_id = user.map(|u| u.profile.id);
                 let mut event = Event::failure("login_failed", user_id).with("reason", "invalid_credentials");
                 if user_id.is_none() {
                     event = event.with("identifier", identifier.as_str().chars().take(64).collect::<String>());
@@ -180,15 +181,15 @@ impl Services {
                 return Err(locked_meanwhile.unwrap_or(Error::InvalidCredentials));
             }
         };
-        if !user.is_active {
+        if !user.profile.is_active {
             self.release_attempt(&attempt).await?;
-            let event = Event::failure("login_failed", Some(user.id)).with("reason", "inactive_user");
+            let event = Event::failure("login_failed", Some(user.profile.id)).with("reason", "inactive_user");
             self.record_alone(client, event).await?;
             return Err(Error::InactiveUser);
         }
-        if self.config.require_email_verification && !user.email_verified {
+        if self.config.require_email_verification && !user.profile.email_verified {
             self.release_attempt(&attempt).await?;
-            let event = Event::failure("login_failed", Some(user.id)).with("reason", "email_not_verified");
+            let event = Event::failure("login_failed", Some(user.profile.id)).with("reason", "email_not_verified");
             self.record_alone(client, event).await?;
             return Err(Error::EmailNotVerified);
         }
@@ -198,23 +199,24 @@ impl Services {
         let mut tx = self.db.begin().await?;
         self.clear_failures(&mut tx, &attempt).await?;
         if let Some(hash) = &upgraded {
-            users::set_password_hash(&mut tx, user.id, hash, now).await?;
+            users::set_password_hash(&mut tx, user.profile.id, hash, now).await?;
         }
-        let new_device = device_token.and_then(|t| self.devices.verify(t, user.id, now / 1000)).is_none();
-        if user.mfa_enabled {
+        let new_device = device_token.and_then(|t| self.devices.verify(t, user.profile.id, now / 1000)).is_none();
+        if user.profile.mfa_enabled {
             let owed = self.open_challenge(&mut tx, &user, new_device).await?;
             tx.commit().await?;
             return Ok(owed);
         }
-        users::record_login(&mut tx, user.id, now).await?;
+        users::record_login(&mut tx, user.profile.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd"], client).await?;
         if new_device {
             self.notice_new_device(&mut tx, &user, client, now).await?;
         }
-        let event =
-            Event::success("login", user.id).with("method", "password").with("hash_upgraded", upgraded.is_some());
+        let event = Event::success("login", user.profile.id)
+            .with("method", "password")
+            .with("hash_upgraded", upgraded.is_some());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         Ok(LoginOutcome::Tokens(tokens))
     }
 
@@ -225,17 +227,21 @@ impl Services {
         self.check_current_password(&user, current, client, "password_changed").await?;
         self.passwords
             .policy
-            .check(new, &user.email, user.username.as_deref())
+            .check(new, &user.profile.email, user.profile.username.as_deref())
             .map_err(|message| Error::WeakPassword(FieldError { field: "new_password", message }))?;
         let hash = self.passwords.hash(new).await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        users::set_password_hash(&mut tx, user.id, &hash, now).await?;
-        mail_tokens::spend_all(&mut tx, user.id, mail_tokens::PASSWORD_RESET, now).await?;
+        users::set_password_hash(&mut tx, user.profile.id, &hash, now).await?;
+        mail_tokens::spend_all(&mut tx, user.profile.id, mail_tokens::PASSWORD_RESET, now).await?;
         self.queue_notice(&mut tx, &user, Notice::PasswordChanged, client, now).await?;
-        let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "password_changed").await?;
-        audit::record(&mut tx, client, Event::success("password_changed", user.id).with("sessions_ended", ended.len()))
-            .await?;
+        let ended = sessions::revoke_all(&mut tx, user.profile.id, Some(auth.sid), now, "password_changed").await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("password_changed", user.profile.id).with("sessions_ended", ended.len()),
+        )
+        .await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
         Ok(())
@@ -253,7 +259,8 @@ impl Services {
         if matches!(self.passwords.verify(password, Some(&user.password_hash)).await?, Verification::Match { .. }) {
             return Ok(());
         }
-        self.record_alone(client, Event::failure(action, Some(user.id)).with("reason", "wrong_password")).await?;
+        self.record_alone(client, Event::failure(action, Some(user.profile.id)).with("reason", "wrong_password"))
+            .await?;
         Err(Error::WrongPassword)
     }
 

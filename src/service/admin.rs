@@ -99,17 +99,19 @@ impl Services {
         let mut tx = self.db.begin().await?;
         let admins = users::active_admins(&mut tx, self.db.row_lock()).await?;
         let mut user = self.locked_target(&mut tx, id).await?;
-        let role = changes.role.unwrap_or(user.role);
-        let is_active = changes.is_active.unwrap_or(user.is_active);
+        let role = changes.role.unwrap_or(user.profile.role);
+        let is_active = changes.is_active.unwrap_or(user.profile.is_active);
         let loses_admin = admins.contains(&id) && (role != Role::Admin || !is_active);
         if loses_admin && admins.len() <= 1 {
             return Err(last_admin());
         }
         let mut events = Vec::new();
-        if role != user.role {
-            events.push(Event::success("role_changed", id).with("from", user.role.as_str()).with("to", role.as_str()));
+        if role != user.profile.role {
+            events.push(
+                Event::success("role_changed", id).with("from", user.profile.role.as_str()).with("to", role.as_str()),
+            );
         }
-        if is_active != user.is_active {
+        if is_active != user.profile.is_active {
             events.push(Event::success(if is_active { "user_reactivated" } else { "user_deactivated" }, id));
         }
         if events.is_empty() {
@@ -120,10 +122,9 @@ impl Services {
         for event in events {
             audit::record(&mut tx, client, event.with("by", actor.name()).with("sessions_ended", ended.len())).await?;
         }
-        tx.commit().await?;
+        self.commit_user_change(tx, &[id]).await?;
         self.revocations.add(ended, now);
-        self.remembered.forget_users();
-        (user.role, user.is_active) = (role, is_active);
+        (user.profile.role, user.profile.is_active) = (role, is_active);
         Ok(user)
     }
 
@@ -149,9 +150,10 @@ impl Services {
         mfa::spend_open_challenges(&mut tx, id, now).await?;
         users::set_mfa_enabled(&mut tx, id, false, now).await?;
         let ended = sessions::revoke_all(&mut tx, id, None, now, "mfa_reset").await?;
-        let event = Event::success("mfa_reset", id).with("by", actor.name()).with("was_enabled", user.mfa_enabled);
+        let event =
+            Event::success("mfa_reset", id).with("by", actor.name()).with("was_enabled", user.profile.mfa_enabled);
         audit::record(&mut tx, client, event.with("sessions_ended", ended.len())).await?;
-        tx.commit().await?;
+        self.commit_user_change(tx, &[id]).await?;
         self.revocations.add(ended, now);
         Ok(())
     }
@@ -183,11 +185,7 @@ impl Services {
             backup_codes_left: mfa::remaining_backup_codes(pool, id).await?,
             orgs: self.my_orgs(id).await?,
             sessions: sessions::list_live(pool, id, now, self.idle_cutoff(now)).await?,
-            events: audit_store::list(
-                pool,
-                &AuditQuery { user_id: Some(id), action: None, after: i64::MIN, before: i64::MAX, limit: 20 },
-            )
-            .await?,
+            events: audit_store::list(pool, &AuditQuery::latest(Some(id), None, 20)).await?,
             user,
         })
     }

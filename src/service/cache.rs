@@ -1,6 +1,6 @@
 //! Answers that were costly to reach and stay good for a while, kept in memory: access tokens that passed
-//! verification (the Ed25519 check is most of an authenticated request's CPU time), and who a forward-auth
-//! session or user is (four indexed reads otherwise).
+//! verification (the Ed25519 check is most of an authenticated request's CPU time), user views
+//! (`user_views`), and who a forward-auth session is.
 //!
 //! Only answers that came out valid are stored, so the maps cannot be filled by forged tokens or cookies;
 //! they are still bounded. Revocation is not cached: callers check the revocation set on every hit.
@@ -44,6 +44,16 @@ impl<K: Eq + Hash, V: Clone> Expiring<K, V> {
 
     pub fn clear(&self) {
         self.entries.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn remove_all<'k>(&self, keys: impl IntoIterator<Item = &'k K>)
+    where
+        K: 'k,
+    {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            entries.remove(key);
+        }
     }
 
     #[cfg(test)]

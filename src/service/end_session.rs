@@ -62,7 +62,7 @@ impl Services {
             Err(why) => return Ok(EndSession::Refuse(why)),
         };
         let signed_in_as = match browser.map(|b| &b.state) {
-            Some(BrowserState::SignedIn { user, .. }) => Some(user.id),
+            Some(BrowserState::SignedIn { user, .. }) => Some(user.profile.id),
             _ => None,
         };
         let proven = client.is_some() && hinted.as_ref().is_some_and(|hint| Some(hint.sub) == signed_in_as);

@@ -2,16 +2,13 @@
 //! let it through and as whom. The rules decide (`domain::access_rules`); this finds who is asking, from
 //! the web session cookie or a Bearer access token.
 //!
-//! A proxy asks on every request, so who a cookie or a user is gets remembered for a few seconds
-//! (`Remembered`): a hit costs no database read. What must take effect at once is not remembered: every
-//! hit checks the revocation set, which every instance refreshes twice a second, and sign-out, logout-all,
-//! deactivation and role changes all end sessions. A membership change is seen at once on the instance
-//! that made it and within `REMEMBER_MS` on the others.
+//! A proxy asks on every request, so which session a cookie names is remembered for a few seconds
+//! (`Remembered`) and users come from `user_views`: a hit costs no database read. What must take effect at
+//! once is not remembered: every hit checks the revocation set, which every instance refreshes twice a
+//! second, and sign-out, logout-all, deactivation and role changes all end sessions. A membership change is
+//! seen at once on the instance that made it and within a poll on the others.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -24,7 +21,7 @@ use crate::{
         roles::Role,
     },
     error::{Error, Result},
-    store::users::UserRecord,
+    store::users::UserView,
 };
 
 /// How long who a session or user is may be answered from memory.
@@ -58,13 +55,6 @@ pub enum Answer {
     Forbidden,
 }
 
-/// A user as the rules judge them.
-struct KnownUser {
-    role: Role,
-    memberships: Vec<(String, Role)>,
-    identity: Identity,
-}
-
 #[derive(Clone, Copy)]
 struct KnownSession {
     session_id: Uuid,
@@ -72,21 +62,10 @@ struct KnownSession {
     mfa: bool,
 }
 
-/// Signed-in web sessions by the digest of their cookie, and users by id.
+/// Signed-in web sessions by the digest of their cookie (users are in `user_views`).
 #[derive(Default)]
 pub struct Remembered {
     sessions: Expiring<String, KnownSession>,
-    users: Expiring<Uuid, Arc<KnownUser>>,
-    /// Counts `forget_users`: a user read before the latest one is not remembered.
-    forgotten: AtomicU64,
-}
-
-impl Remembered {
-    /// After a change of memberships or roles (rare next to the questions): everyone is read again.
-    pub fn forget_users(&self) {
-        self.forgotten.fetch_add(1, Ordering::SeqCst);
-        self.users.clear();
-    }
 }
 
 impl Services {
@@ -102,7 +81,7 @@ impl Services {
             // A bad Bearer token is the program's mistake: 401, never a redirect.
             Credential::Bearer(token) => {
                 let claims = self.authenticate(token)?;
-                Some((self.known_user(claims.sub).await?, claims.mfa))
+                Some((self.active_user(claims.sub).await?, claims.mfa))
             }
             Credential::Cookie(cookie) => self.known_session(cookie).await?,
             Credential::None => None,
@@ -110,9 +89,10 @@ impl Services {
         let Some((user, mfa)) = signed_in else {
             return Ok(self.answer(target, None));
         };
-        let subject = Subject { role: user.role, mfa, orgs: &user.memberships };
+        let orgs: Vec<(&str, Role)> = user.memberships.iter().map(|(org, role)| (org.slug.as_str(), *role)).collect();
+        let subject = Subject { role: user.profile.role, mfa, orgs: &orgs };
         Ok(match self.answer(target, Some(&subject)) {
-            Answer::Allow(_) => Answer::Allow(Some(user.identity.clone())),
+            Answer::Allow(_) => Answer::Allow(Some(identity(&user))),
             Answer::StepUp if !can_step_up => Answer::Forbidden,
             other => other,
         })
@@ -133,66 +113,45 @@ impl Services {
         answer
     }
 
-    /// The user of the signed-in session the cookie names, and whether it passed a second factor; both
-    /// remembered for a while, never for a session that has been revoked.
-    async fn known_session(&self, cookie: &str) -> Result<Option<(Arc<KnownUser>, bool)>> {
+    /// The user of the signed-in session the cookie names, and whether it passed a second factor; the
+    /// session is remembered for a while, never once it has been revoked.
+    async fn known_session(&self, cookie: &str) -> Result<Option<(Arc<UserView>, bool)>> {
         let now = clock::now_ms();
         let digest = random::token_digest(cookie);
         if let Some(session) = self.remembered.sessions.get(&digest, now) {
             if self.revocations.is_revoked(session.session_id) {
                 return Ok(None);
             }
-            return Ok(Some((self.known_user(session.user_id).await?, session.mfa)));
+            return Ok(Some((self.active_user(session.user_id).await?, session.mfa)));
         }
-        let generation = self.remembered.forgotten.load(Ordering::SeqCst);
         let Some(BrowserState::SignedIn { user, claims, .. }) = self.web_session(cookie).await?.map(|s| s.state) else {
             return Ok(None);
         };
-        let session = KnownSession { session_id: claims.sid, user_id: user.id, mfa: claims.mfa };
+        let session = KnownSession { session_id: claims.sid, user_id: user.profile.id, mfa: claims.mfa };
         let until = (now + REMEMBER_MS).min(claims.exp * 1000);
         self.remembered.sessions.insert(digest, session, until, now);
-        // The session's lookup already read the user: only the memberships are still to read.
-        let known = match self.remembered.users.get(&user.id, now) {
-            Some(known) => known,
-            None => self.remember(&user, generation, now).await?,
-        };
-        Ok(Some((known, claims.mfa)))
+        Ok(Some((self.active_user(user.profile.id).await?, claims.mfa)))
     }
 
-    /// The active user a verified token names, remembered for a while.
-    async fn known_user(&self, id: Uuid) -> Result<Arc<KnownUser>> {
-        let now = clock::now_ms();
-        if let Some(user) = self.remembered.users.get(&id, now) {
-            return Ok(user);
-        }
-        let generation = self.remembered.forgotten.load(Ordering::SeqCst);
-        let user = self.user(id).await?;
-        if !user.is_active {
+    /// The active user a verified token or session names.
+    async fn active_user(&self, id: Uuid) -> Result<Arc<UserView>> {
+        let user = self.user_view(id).await?;
+        if !user.profile.is_active {
             return Err(Error::InvalidToken);
         }
-        self.remember(&user, generation, now).await
+        Ok(user)
     }
+}
 
-    /// The user as the rules judge them, remembered unless users were forgotten since `generation`, when
-    /// the user was read.
-    async fn remember(&self, user: &UserRecord, generation: u64, now: i64) -> Result<Arc<KnownUser>> {
-        let known = Arc::new(self.judged(user).await?);
-        if self.remembered.forgotten.load(Ordering::SeqCst) == generation {
-            self.remembered.users.insert(user.id, Arc::clone(&known), now + REMEMBER_MS, now);
-        }
-        Ok(known)
-    }
-
-    async fn judged(&self, user: &UserRecord) -> Result<KnownUser> {
-        let memberships = self.org_roles_by_slug(user.id).await?;
-        let mut groups = vec![user.role.as_str().to_string()];
-        groups.extend(memberships.iter().map(|(slug, role)| format!("org:{slug}:{}", role.as_str())));
-        let identity = Identity {
-            user_id: user.id,
-            name: user.username.clone().unwrap_or_else(|| user.email.clone()),
-            email: user.email.clone(),
-            groups,
-        };
-        Ok(KnownUser { role: user.role, memberships, identity })
+/// Who the application is told the user is.
+fn identity(user: &UserView) -> Identity {
+    let profile = &user.profile;
+    let mut groups = vec![profile.role.as_str().to_string()];
+    groups.extend(user.memberships.iter().map(|(org, role)| format!("org:{}:{}", org.slug, role.as_str())));
+    Identity {
+        user_id: profile.id,
+        name: profile.username.clone().unwrap_or_else(|| profile.email.clone()),
+        email: profile.email.clone(),
+        groups,
     }
 }

@@ -14,6 +14,9 @@ use crate::{
 /// token they could matter to, and long enough to look at yesterday's incident.
 const KEEP_DEAD_MS: i64 = 24 * 3600 * 1000;
 
+/// How long user changes are kept: every instance reads them within a poll, so an hour is plenty.
+const KEEP_CHANGES_MS: i64 = 3600 * 1000;
+
 impl Services {
     pub async fn prune(&self) -> Result<Pruned> {
         let now = clock::now_ms();
@@ -21,7 +24,8 @@ impl Services {
         let dead_before = now - KEEP_DEAD_MS - clock::duration_ms(self.config.access_ttl);
         let idle_before = dead_before - clock::duration_ms(self.config.session_idle);
         let mut tx = self.db.begin().await?;
-        let pruned = housekeeping::prune(&mut tx, audit_before, dead_before, idle_before).await?;
+        let pruned =
+            housekeeping::prune(&mut tx, audit_before, dead_before, idle_before, now - KEEP_CHANGES_MS).await?;
         tx.commit().await?;
         Ok(pruned)
     }

@@ -45,7 +45,8 @@ impl Services {
         device_token: Option<&str>,
         now: i64,
     ) -> Result<LockScope> {
-        let device = device_token.zip(user).and_then(|(token, user)| self.devices.verify(token, user.id, now / 1000));
+        let device =
+            device_token.zip(user).and_then(|(token, user)| self.devices.verify(token, user.profile.id, now / 1000));
         if let Some(nonce) = device {
             let key = format!("device:{nonce}");
             if lockouts::locked_until(self.db.pool(), &key, now).await?.is_none() {
@@ -84,7 +85,7 @@ impl Services {
         drop(conn);
         if now - last > UNJUDGED_AFTER_MS {
             let mut tx = self.db.begin().await?;
-            self.lock(&mut tx, &scope.key, user_id, "password_failures", client).await?;
+            self.lock(&mut tx, &scope.key, user_id, ("password_failures", limit), client).await?;
             tx.commit().await?;
             return Err(locked(clock::duration_ms(self.config.lockout)));
         }
@@ -103,7 +104,7 @@ impl Services {
         client: &Client,
     ) -> Result<Option<Error>> {
         if attempt.number >= i64::from(self.config.lockout_threshold) {
-            self.lock(tx, &attempt.scope.key, user_id, "password_failures", client).await?;
+            self.lock(tx, &attempt.scope.key, user_id, ("password_failures", attempt.number), client).await?;
             return Ok(None);
         }
         let now = clock::now_ms();
@@ -125,7 +126,15 @@ impl Services {
         }
     }
 
-    async fn lock(&self, tx: &mut Tx, key: &str, user_id: Option<Uuid>, reason: &str, client: &Client) -> Result<()> {
+    /// Locks `key` for `lockout`, audited with why: the kind of failures and how many there were in a row.
+    async fn lock(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        user_id: Option<Uuid>,
+        (reason, failures): (&str, i64),
+        client: &Client,
+    ) -> Result<()> {
         let now = clock::now_ms();
         let until = now + clock::duration_ms(self.config.lockout);
         if lockouts::lock(tx, key, until, now).await? {
@@ -133,6 +142,7 @@ impl Services {
             let (kind, name) = key.split_once(':').unwrap_or(("", key));
             let event = Event::failure("account_locked", user_id)
                 .with("reason", reason)
+                .with("failures", failures)
                 .with("scope", kind)
                 .with("until", clock::from_ms(until).unix_timestamp());
             // A device's nonce is a credential of sorts; only identifiers are named in the log.
@@ -160,13 +170,14 @@ impl Services {
     /// Counts a wrong second-factor code against the account; the tenth in a row locks every identifier of
     /// the account like password failures do, and spends its open challenges.
     pub(crate) async fn count_mfa_failure(&self, tx: &mut Tx, user: &UserRecord, client: &Client) -> Result<()> {
-        if lockouts::add_mfa_failure(tx, user.id).await? < MFA_FAILURE_LIMIT {
+        if lockouts::add_mfa_failure(tx, user.profile.id).await? < MFA_FAILURE_LIMIT {
             return Ok(());
         }
-        lockouts::reset_mfa_failures(tx, user.id).await?;
-        mfa::spend_open_challenges(tx, user.id, clock::now_ms()).await?;
+        lockouts::reset_mfa_failures(tx, user.profile.id).await?;
+        mfa::spend_open_challenges(tx, user.profile.id, clock::now_ms()).await?;
         for identifier in identifiers_of(user) {
-            self.lock(tx, &identifier.lock_key(), Some(user.id), "mfa_failures", client).await?;
+            self.lock(tx, &identifier.lock_key(), Some(user.profile.id), ("mfa_failures", MFA_FAILURE_LIMIT), client)
+                .await?;
         }
         Ok(())
     }
@@ -174,8 +185,8 @@ impl Services {
 
 /// Every name the account signs in with.
 pub(super) fn identifiers_of(user: &UserRecord) -> Vec<LoginIdentifier> {
-    let mut identifiers = vec![LoginIdentifier::Email(user.email.clone())];
-    identifiers.extend(user.username.clone().map(LoginIdentifier::Username));
+    let mut identifiers = vec![LoginIdentifier::Email(user.profile.email.clone())];
+    identifiers.extend(user.profile.username.clone().map(LoginIdentifier::Username));
     identifiers
 }
 

@@ -272,11 +272,11 @@ impl Services {
         who: &super::Client,
         now: i64,
     ) -> Result<()> {
-        let topic = Topic { user_id: user.id, kind: notice.kind() };
+        let topic = Topic { user_id: user.profile.id, kind: notice.kind() };
         if !self.mail_enabled() || !self.may_mail(conn, &topic, now).await? {
             return Ok(());
         }
-        let email = user.email.as_str();
+        let email = user.profile.email.as_str();
         use askama::Template;
         let rendering = |e: askama::Error| Error::Internal(e.into());
         let at = crate::clock::rfc3339(now);

@@ -72,15 +72,15 @@ impl Services {
     /// Starts (or restarts) enrollment with a fresh secret; it stays pending until `/auth/mfa/enable`.
     pub async fn mfa_setup(&self, auth: &AccessClaims) -> Result<Enrollment> {
         let user = self.user(auth.sub).await?;
-        if self.totp_on(user.id).await? {
+        if self.totp_on(user.profile.id).await? {
             return Err(already_enabled());
         }
         // Adding TOTP to an account that has passkeys is a change to its second factors.
         self.require_step_up(auth, &user)?;
         let secret = totp::generate_secret();
-        let sealed = self.sealer.seal(&secret, &seal_purpose(user.id));
+        let sealed = self.sealer.seal(&secret, &seal_purpose(user.profile.id));
         let mut tx = self.db.begin().await?;
-        if !mfa::set_pending_totp(&mut tx, user.id, &sealed, clock::now_ms()).await? {
+        if !mfa::set_pending_totp(&mut tx, user.profile.id, &sealed, clock::now_ms()).await? {
             return Err(already_enabled());
         }
         tx.commit().await?;
@@ -90,8 +90,9 @@ impl Services {
     /// The QR code of the pending enrollment; 404 when there is none.
     pub async fn mfa_qr_png(&self, auth: &AccessClaims) -> Result<Vec<u8>> {
         let user = self.user(auth.sub).await?;
-        let credential = mfa::totp(self.db.pool(), user.id).await?.filter(|c| !c.enabled).ok_or(Error::NotFound)?;
-        let secret = self.open_secret(user.id, &credential.sealed_secret)?;
+        let credential =
+            mfa::totp(self.db.pool(), user.profile.id).await?.filter(|c| !c.enabled).ok_or(Error::NotFound)?;
+        let secret = self.open_secret(user.profile.id, &credential.sealed_secret)?;
         Ok(self.enrollment(&user, &secret)?.qr_png)
     }
 
@@ -100,7 +101,7 @@ impl Services {
     }
 
     fn enrollment(&self, user: &UserRecord, secret: &[u8]) -> Result<Enrollment> {
-        let otpauth_uri = totp::otpauth_uri(&self.config.mfa_issuer, &user.email, secret);
+        let otpauth_uri = totp::otpauth_uri(&self.config.mfa_issuer, &user.profile.email, secret);
         let qr_png =
             totp::qr_png(&otpauth_uri).map_err(|e| Error::Internal(anyhow::anyhow!("QR rendering failed: {e}")))?;
         Ok(Enrollment { secret: totp::secret_base32(secret), otpauth_uri, qr_png })
@@ -151,26 +152,33 @@ impl Services {
     /// account's first second factor (an account with passkeys keeps the codes it has). Other sessions end.
     pub async fn mfa_enable(&self, auth: &AccessClaims, code: &str, client: &Client) -> Result<Vec<String>> {
         let user = self.user(auth.sub).await?;
-        if self.totp_on(user.id).await? {
+        if self.totp_on(user.profile.id).await? {
             return Err(already_enabled());
         }
         self.require_step_up(auth, &user)?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        if mfa::totp(&mut *tx, user.id).await?.is_none_or(|c| c.enabled) {
+        if mfa::totp(&mut *tx, user.profile.id).await?.is_none_or(|c| c.enabled) {
             return Err(Error::NotFound);
         }
-        if !self.accept_totp(&mut tx, user.id, code, true).await? {
+        if !self.accept_totp(&mut tx, user.profile.id, code, true).await? {
             return Err(Error::InvalidCode { at_login: false });
         }
-        let codes =
-            if user.mfa_enabled { Vec::new() } else { self.store_new_backup_codes(&mut tx, user.id, now).await? };
-        users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
+        let codes = if user.profile.mfa_enabled {
+            Vec::new()
+        } else {
+            self.store_new_backup_codes(&mut tx, user.profile.id, now).await?
+        };
+        users::set_mfa_enabled(&mut tx, user.profile.id, true, now).await?;
         self.queue_notice(&mut tx, &user, Notice::MfaEnabled, client, now).await?;
-        let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
-        audit::record(&mut tx, client, Event::success("mfa_enabled", user.id).with("sessions_ended", ended.len()))
-            .await?;
-        tx.commit().await?;
+        let ended = sessions::revoke_all(&mut tx, user.profile.id, Some(auth.sid), now, "mfa_enabled").await?;
+        audit::record(
+            &mut tx,
+            client,
+            Event::success("mfa_enabled", user.profile.id).with("sessions_ended", ended.len()),
+        )
+        .await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         self.revocations.add(ended, now);
         Ok(codes)
     }
@@ -179,30 +187,30 @@ impl Services {
     /// With passkeys left the account stays two-factor (and keeps its backup codes); without, it is off.
     pub async fn mfa_disable(&self, auth: &AccessClaims, password: &str, code: &str, client: &Client) -> Result<()> {
         let user = self.enrolled_user_with_step_up(auth).await?;
-        if !self.totp_on(user.id).await? {
+        if !self.totp_on(user.profile.id).await? {
             return Err(not_enabled());
         }
         self.check_current_password(&user, password, client, "mfa_disabled").await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
+        let Some(factor) = self.accept_second_factor(&mut tx, user.profile.id, code).await? else {
             return Err(Error::InvalidCode { at_login: false });
         };
-        let passkeys_left = crate::store::passkeys::count(&mut *tx, user.id).await? > 0;
+        let passkeys_left = crate::store::passkeys::count(&mut *tx, user.profile.id).await? > 0;
         if passkeys_left {
-            mfa::delete_totp(&mut tx, user.id).await?;
+            mfa::delete_totp(&mut tx, user.profile.id).await?;
         } else {
-            mfa::delete_all(&mut tx, user.id).await?;
-            users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
+            mfa::delete_all(&mut tx, user.profile.id).await?;
+            users::set_mfa_enabled(&mut tx, user.profile.id, false, now).await?;
             self.queue_notice(&mut tx, &user, Notice::MfaDisabled, client, now).await?;
         }
-        let ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_disabled").await?;
-        let event = Event::success("mfa_disabled", user.id)
+        let ended = sessions::revoke_all(&mut tx, user.profile.id, Some(auth.sid), now, "mfa_disabled").await?;
+        let event = Event::success("mfa_disabled", user.profile.id)
             .with("method", factor.amr())
             .with("passkeys_left", passkeys_left)
             .with("sessions_ended", ended.len());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         self.revocations.add(ended, now);
         Ok(())
     }
@@ -221,11 +229,11 @@ impl Services {
         let user = self.enrolled_user_with_step_up(auth).await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        if !self.accept_totp(&mut tx, user.id, code, false).await? {
+        if !self.accept_totp(&mut tx, user.profile.id, code, false).await? {
             return Err(Error::InvalidCode { at_login: false });
         }
-        let codes = self.store_new_backup_codes(&mut tx, user.id, now).await?;
-        audit::record(&mut tx, client, Event::success("backup_codes_regenerated", user.id)).await?;
+        let codes = self.store_new_backup_codes(&mut tx, user.profile.id, now).await?;
+        audit::record(&mut tx, client, Event::success("backup_codes_regenerated", user.profile.id)).await?;
         tx.commit().await?;
         Ok(codes)
     }
@@ -233,7 +241,7 @@ impl Services {
     /// The caller, who must have MFA on and be in a session that passed it.
     async fn enrolled_user_with_step_up(&self, auth: &AccessClaims) -> Result<UserRecord> {
         let user = self.user(auth.sub).await?;
-        if !user.mfa_enabled {
+        if !user.profile.mfa_enabled {
             return Err(not_enabled());
         }
         self.require_step_up(auth, &user)?;
@@ -242,7 +250,7 @@ impl Services {
 
     /// Sensitive changes on an enrolled account need a session whose token says `mfa: true`.
     pub(crate) fn require_step_up(&self, auth: &AccessClaims, user: &UserRecord) -> Result<()> {
-        if user.mfa_enabled && !auth.mfa { Err(Error::MfaRequired) } else { Ok(()) }
+        if user.profile.mfa_enabled && !auth.mfa { Err(Error::MfaRequired) } else { Ok(()) }
     }
 
     /// A second factor for a signed-in session that has not given one (a forward-auth rule wants it): the
@@ -250,10 +258,10 @@ impl Services {
     /// a locked account cannot step up.
     pub async fn mfa_step_up(&self, auth: &AccessClaims, code: &str, client: &Client) -> Result<IssuedTokens> {
         let user = self.user(auth.sub).await?;
-        if !user.is_active {
+        if !user.profile.is_active {
             return Err(Error::InvalidToken);
         }
-        if !user.mfa_enabled {
+        if !user.profile.mfa_enabled {
             return Err(not_enabled());
         }
         if auth.mfa {
@@ -265,24 +273,24 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         // Parallel guesses for one account are judged one after the other, and none once they locked it.
-        users::lock_row(&mut tx, user.id, self.db.row_lock()).await?;
+        users::lock_row(&mut tx, user.profile.id, self.db.row_lock()).await?;
         self.refuse_if_locked(&mut tx, &user).await?;
-        let Some(factor) = self.accept_second_factor(&mut tx, user.id, code).await? else {
-            audit::record(&mut tx, client, Event::failure("mfa_step_up_failed", Some(user.id))).await?;
+        let Some(factor) = self.accept_second_factor(&mut tx, user.profile.id, code).await? else {
+            audit::record(&mut tx, client, Event::failure("mfa_step_up_failed", Some(user.profile.id))).await?;
             self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
             return Err(Error::InvalidCode { at_login: true });
         };
         // Only one step-up per session: a parallel one that ended it first wins, and this code is given back.
-        if !sessions::revoke(&mut tx, auth.sid, user.id, now, "stepped_up").await? {
+        if !sessions::revoke(&mut tx, auth.sid, user.profile.id, now, "stepped_up").await? {
             return Err(Error::InvalidToken);
         }
-        lockouts::reset_mfa_failures(&mut tx, user.id).await?;
+        lockouts::reset_mfa_failures(&mut tx, user.profile.id).await?;
         let mut amr: Vec<&str> = auth.amr.iter().map(String::as_str).collect();
         amr.push(factor.amr());
         // The new session ends when the old one would have: a code renews no lifetime.
         let tokens = self.open_session_until(&mut tx, &user, &amr, client, auth.exp * 1000).await?;
-        let event = Event::success("mfa_step_up", user.id)
+        let event = Event::success("mfa_step_up", user.profile.id)
             .with("method", factor.amr())
             .with("replaced_session", auth.sid.to_string());
         audit::record(&mut tx, client, event).await?;
@@ -302,8 +310,9 @@ impl Services {
         let now = clock::now_ms();
         let mfa_token = random::opaque_token();
         let ttl = clock::duration_ms(self.config.mfa_token_ttl);
-        mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.id, now, now + ttl, new_device).await?;
-        let methods = self.second_factor_methods(tx, user.id).await?;
+        mfa::insert_challenge(tx, &random::token_digest(&mfa_token), user.profile.id, now, now + ttl, new_device)
+            .await?;
+        let methods = self.second_factor_methods(tx, user.profile.id).await?;
         Ok(LoginOutcome::SecondFactorOwed { mfa_token, expires_in: ttl / 1000, methods })
     }
 
@@ -318,17 +327,17 @@ impl Services {
             return Err(Error::InvalidToken);
         };
         let user = users::find_by_id(self.db.pool(), challenge.user_id).await?.ok_or(Error::InvalidToken)?;
-        if !user.mfa_enabled {
+        if !user.profile.mfa_enabled {
             return Err(Error::InvalidToken);
         }
-        if !user.is_active {
+        if !user.profile.is_active {
             return Err(Error::InactiveUser);
         }
         // A passkey's challenge is spent before its answer is judged, whatever comes of it.
         let assertion = match proof {
             Proof::Code(_) => None,
             Proof::Passkey { challenge_id, credential } => {
-                Some(self.second_factor_assertion(user.id, &hash, challenge_id, credential).await?)
+                Some(self.second_factor_assertion(user.profile.id, &hash, challenge_id, credential).await?)
             }
         };
         let mut tx = self.db.begin().await?;
@@ -338,7 +347,7 @@ impl Services {
             return Err(Error::InvalidToken);
         }
         let factor = match (&proof, &assertion) {
-            (Proof::Code(code), _) => self.accept_second_factor(&mut tx, user.id, code).await?,
+            (Proof::Code(code), _) => self.accept_second_factor(&mut tx, user.profile.id, code).await?,
             (Proof::Passkey { .. }, Some(Some(assertion))) => {
                 self.record_assertion(&mut tx, assertion).await?;
                 Some(Factor::Passkey)
@@ -348,8 +357,9 @@ impl Services {
         let Some(factor) = factor else {
             let failures = mfa::fail_challenge(&mut tx, &hash, MAX_CHALLENGE_FAILURES, now).await?;
             let method = if matches!(proof, Proof::Code(_)) { "code" } else { "passkey" };
-            let event =
-                Event::failure("mfa_challenge_failed", Some(user.id)).with("attempt", failures).with("method", method);
+            let event = Event::failure("mfa_challenge_failed", Some(user.profile.id))
+                .with("attempt", failures)
+                .with("method", method);
             audit::record(&mut tx, client, event).await?;
             self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
@@ -365,21 +375,27 @@ impl Services {
             // A parallel request completed this challenge first; dropping the transaction gives the code back.
             return Err(Error::InvalidToken);
         }
-        lockouts::reset_mfa_failures(&mut tx, user.id).await?;
-        users::record_login(&mut tx, user.id, now).await?;
+        lockouts::reset_mfa_failures(&mut tx, user.profile.id).await?;
+        users::record_login(&mut tx, user.profile.id, now).await?;
         let tokens = self.open_session(&mut tx, &user, &["pwd", factor.amr()], client).await?;
         if challenge.new_device {
             self.notice_new_device(&mut tx, &user, client, now).await?;
         }
-        audit::record(&mut tx, client, Event::success("mfa_challenge", user.id).with("method", factor.amr())).await?;
+        audit::record(&mut tx, client, Event::success("mfa_challenge", user.profile.id).with("method", factor.amr()))
+            .await?;
         if factor == Factor::BackupCode {
-            let remaining = mfa::remaining_backup_codes(&mut *tx, user.id).await?;
-            audit::record(&mut tx, client, Event::success("backup_code_used", user.id).with("remaining", remaining))
-                .await?;
+            let remaining = mfa::remaining_backup_codes(&mut *tx, user.profile.id).await?;
+            audit::record(
+                &mut tx,
+                client,
+                Event::success("backup_code_used", user.profile.id).with("remaining", remaining),
+            )
+            .await?;
         }
-        let event = Event::success("login", user.id).with("method", "password").with("second_factor", factor.amr());
+        let event =
+            Event::success("login", user.profile.id).with("method", "password").with("second_factor", factor.amr());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         Ok(tokens)
     }
 }

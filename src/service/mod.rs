@@ -24,6 +24,7 @@ pub mod rate_limit;
 pub mod recovery;
 pub mod revocation;
 pub mod sessions;
+pub mod user_views;
 pub mod verification;
 pub mod web;
 
@@ -77,6 +78,7 @@ pub struct Services {
     pub rate_limiter: rate_limit::RateLimiter,
     pub access_rules: AccessRules,
     pub remembered: forward_auth::Remembered,
+    pub user_views: Arc<user_views::UserViews>,
     /// For what the outbox delivers to other servers: no redirects followed, rustls.
     pub http: reqwest::Client,
     pub relying_party: passkeys::RelyingParty,
@@ -119,6 +121,7 @@ impl Services {
             rate_limiter,
             access_rules,
             remembered: Default::default(),
+            user_views: Default::default(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))

@@ -30,7 +30,7 @@ use crate::{
         oauth::{self as store, ClientRecord, CodeRecord, GrantRecord},
         orgs::OrgRecord,
         sessions,
-        users::{self, UserRecord},
+        users::{self, Profile, UserView},
     },
 };
 
@@ -179,9 +179,9 @@ impl Services {
             }
             return Ok(Authorize::SecondFactor { next: back(false) });
         }
-        let granted = self.scope_to_grant(&client, request, &checked, user.id).await?;
+        let granted = self.scope_to_grant(&client, request, &checked, user.profile.id).await?;
         if let Some(granted) = granted {
-            return self.issue_code(&client, request, &granted, user.id, claims.sid, auth_time).await;
+            return self.issue_code(&client, request, &granted, user.profile.id, claims.sid, auth_time).await;
         }
         if checked.prompt.none {
             return Ok(self.error_response(request, "consent_required", "The user has not consented."));
@@ -214,20 +214,21 @@ impl Services {
         if stale || (client.require_mfa && !claims.mfa) {
             return self.oauth_authorize(request, query, Some(browser)).await;
         }
-        let event = |action| Event::success(action, user.id).with("client_id", client.client_id.as_str());
+        let event = |action| Event::success(action, user.profile.id).with("client_id", client.client_id.as_str());
         if !allow {
             self.record_alone(who, event("oauth_consent_denied")).await?;
             return Ok(self.error_response(request, "access_denied", "The user refused."));
         }
         // Offline access only with prompt=consent or an earlier consent to it (API.md).
-        let previous = store::consent(self.db.pool(), user.id, &client.client_id).await?.map(|s| Scopes::parse(&s));
+        let previous =
+            store::consent(self.db.pool(), user.profile.id, &client.client_id).await?.map(|s| Scopes::parse(&s));
         let offline_ok = checked.prompt.consent || previous.as_ref().is_some_and(|p| p.contains("offline_access"));
         let granted = if offline_ok { request.scope.clone() } else { request.scope.without("offline_access") };
         let mut tx = self.db.begin().await?;
-        store::save_consent(&mut tx, user.id, &client.client_id, &granted.to_string(), clock::now_ms()).await?;
+        store::save_consent(&mut tx, user.profile.id, &client.client_id, &granted.to_string(), clock::now_ms()).await?;
         audit::record(&mut tx, who, event("oauth_consent_granted").with("scope", granted.to_string())).await?;
         tx.commit().await?;
-        self.issue_code(&client, request, &granted, user.id, claims.sid, *auth_time).await
+        self.issue_code(&client, request, &granted, user.profile.id, claims.sid, *auth_time).await
     }
 
     /// The checks every authorization request passes, whoever asks: a registered client and redirect URI
@@ -477,7 +478,7 @@ impl Services {
         who: &Client,
     ) -> Result<UnsignedTokens> {
         let now = clock::now_ms();
-        let Some((user, memberships)) = users::find_with_memberships(&mut *tx, grant.user_id).await? else {
+        let Some(UserView { profile: user, memberships }) = users::find_view(&mut *tx, grant.user_id).await? else {
             return Err(Error::InvalidToken);
         };
         if !user.is_active {
@@ -741,18 +742,16 @@ impl Services {
             return Err(Error::InvalidToken);
         }
         let id: Uuid = claims.sub.parse().map_err(|_| Error::InvalidToken)?;
-        let Some((user, memberships)) = users::find_with_memberships(self.db.pool(), id).await? else {
-            return Err(Error::InvalidToken);
-        };
-        if !user.is_active {
+        let user = self.user_view(id).await?;
+        if !user.profile.is_active {
             return Err(Error::InvalidToken);
         }
-        Ok(oauth::person_claims(&person(&user, &memberships), &Scopes::parse(&claims.scope)))
+        Ok(oauth::person_claims(&person(&user.profile, &user.memberships), &Scopes::parse(&claims.scope)))
     }
 }
 
 /// What a user's claims are made of.
-fn person<'a>(user: &'a UserRecord, memberships: &[(OrgRecord, Role)]) -> Person<'a> {
+fn person<'a>(user: &'a Profile, memberships: &[(OrgRecord, Role)]) -> Person<'a> {
     Person {
         id: user.id,
         email: &user.email,

@@ -20,7 +20,7 @@ use crate::{
     error::{Error, FieldError, Result},
     store::{
         orgs::{self, MemberRecord, OrgRecord},
-        users::{self, UserRecord},
+        users,
     },
 };
 
@@ -82,8 +82,7 @@ impl Services {
         let event =
             Event::success("org_created", auth.sub).with("org_id", org.id.to_string()).with("slug", org.slug.clone());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
-        self.remembered.forget_users();
+        self.commit_user_change(tx, &[auth.sub]).await?;
         Ok(org)
     }
 
@@ -92,18 +91,8 @@ impl Services {
         orgs::all_with_sizes(self.db.pool(), 500).await
     }
 
-    /// The caller's account and memberships (`GET /auth/me`), read together.
-    pub async fn me(&self, user_id: Uuid) -> Result<(UserRecord, Vec<(OrgRecord, Role)>)> {
-        users::find_with_memberships(self.db.pool(), user_id).await?.ok_or(Error::InvalidToken)
-    }
-
     pub async fn my_orgs(&self, user_id: Uuid) -> Result<Vec<(OrgRecord, Role)>> {
         orgs::of_user(self.db.pool(), user_id, MAX_LISTED).await
-    }
-
-    /// The user's memberships as access rules name them: (slug, role).
-    pub async fn org_roles_by_slug(&self, user_id: Uuid) -> Result<Vec<(String, Role)>> {
-        Ok(self.my_orgs(user_id).await?.into_iter().map(|(org, role)| (org.slug, role)).collect())
     }
 
     /// The organisation if the caller may see it; 404 otherwise, whether or not it exists.
@@ -172,12 +161,11 @@ impl Services {
             .with("role", role.as_str())
             .with("by", auth.sub.to_string());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
-        self.remembered.forget_users();
+        self.commit_user_change(tx, &[user_id]).await?;
         Ok(if invite {
             Membership::Invited { user_id, role }
         } else {
-            Membership::Active(MemberRecord { user_id, email: user.email, role })
+            Membership::Active(MemberRecord { user_id, email: user.profile.email, role })
         })
     }
 
@@ -200,8 +188,7 @@ impl Services {
             .with("org_id", org_id.to_string())
             .with("role", role.as_str());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
-        self.remembered.forget_users();
+        self.commit_user_change(tx, &[auth.sub]).await?;
         Ok((org, role))
     }
 
@@ -251,8 +238,7 @@ impl Services {
             .with("org_id", org_id.to_string())
             .with("by", auth.sub.to_string());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
-        self.remembered.forget_users();
+        self.commit_user_change(tx, &[user_id]).await?;
         Ok(())
     }
 }

@@ -72,9 +72,11 @@ impl Services {
             return Ok(0);
         }
         let now = clock::now_ms();
-        let mut tx = self.db.begin().await?;
-        let items = outbox::claim(&mut tx, now, now + LEASE_MS, free as i64, self.db.skip_locked()).await?;
-        tx.commit().await?;
+        // One statement, so no transaction: a pass that finds nothing due (nearly every pass) holds the
+        // SQLite write lock only while that statement runs, never across an await.
+        let mut conn = self.db.pool().acquire().await?;
+        let items = outbox::claim(&mut conn, now, now + LEASE_MS, free as i64, self.db.skip_locked()).await?;
+        drop(conn);
         let count = items.len();
         for item in items {
             let Ok(slot) = slots.clone().try_acquire_owned() else { break };

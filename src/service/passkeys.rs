@@ -174,13 +174,13 @@ impl Services {
         let user = self.user(auth.sub).await?;
         self.require_step_up(auth, &user)?;
         let mut exclude = Vec::new();
-        for passkey in passkeys::of_user(self.db.pool(), user.id).await? {
+        for passkey in passkeys::of_user(self.db.pool(), user.profile.id).await? {
             exclude.push(parse_stored(&passkey)?.cred_id);
         }
-        let display_name = user.username.as_deref().unwrap_or(&user.email);
+        let display_name = user.profile.username.as_deref().unwrap_or(&user.profile.email);
         let builder = self
             .webauthn()
-            .new_challenge_register_builder(user.id.as_bytes(), &user.email, display_name)
+            .new_challenge_register_builder(user.profile.id.as_bytes(), &user.profile.email, display_name)
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot start a passkey registration: {e}")))?
             .attestation(AttestationConveyancePreference::None)
             .credential_algorithms(COSEAlgorithm::secure_algs())
@@ -197,7 +197,7 @@ impl Services {
             selection.resident_key = Some(ResidentKeyRequirement::Preferred);
             selection.require_resident_key = false;
         }
-        self.open_ceremony(Purpose::Register, Some(user.id), None, &state, &options).await
+        self.open_ceremony(Purpose::Register, Some(user.profile.id), None, &state, &options).await
     }
 
     /// A registration's second step. The first second factor of an account turns two-factor on, issues the
@@ -214,7 +214,7 @@ impl Services {
         self.require_step_up(auth, &user)?;
         let name = rules::name(name).map_err(|message| Error::invalid_field("name", message))?;
         let (_, state): (_, RegistrationState) =
-            self.take_ceremony(challenge_id, Purpose::Register, Some(user.id), None).await?;
+            self.take_ceremony(challenge_id, Purpose::Register, Some(user.profile.id), None).await?;
         let verified = self.webauthn().register_credential(credential, &state, None).map_err(|e| {
             tracing::info!(error = %e, "a passkey registration did not verify");
             Error::invalid_field("credential", "The passkey could not be verified; try again.")
@@ -222,33 +222,33 @@ impl Services {
         let now = clock::now_ms();
         let passkey = PasskeyRecord {
             id: Uuid::new_v4(),
-            user_id: user.id,
+            user_id: user.profile.id,
             name,
             credential: to_json(&verified)?,
             created_at: now,
             last_used_at: None,
         };
         let mut tx = self.db.begin().await?;
-        users::lock_row(&mut tx, user.id, self.db.row_lock()).await?;
+        users::lock_row(&mut tx, user.profile.id, self.db.row_lock()).await?;
         if !passkeys::insert(&mut tx, &passkey, &rules::credential_id_text(&verified.cred_id)).await? {
             return Err(Error::Conflict { code: "passkey_exists", message: "This passkey is registered already." });
         }
-        let first_factor = !self.user_in(&mut tx, user.id).await?.mfa_enabled;
+        let first_factor = !self.user_in(&mut tx, user.profile.id).await?.profile.mfa_enabled;
         let mut backup_codes = None;
         let mut ended = Vec::new();
         if first_factor {
-            backup_codes = Some(self.store_new_backup_codes(&mut tx, user.id, now).await?);
-            users::set_mfa_enabled(&mut tx, user.id, true, now).await?;
-            ended = sessions::revoke_all(&mut tx, user.id, Some(auth.sid), now, "mfa_enabled").await?;
+            backup_codes = Some(self.store_new_backup_codes(&mut tx, user.profile.id, now).await?);
+            users::set_mfa_enabled(&mut tx, user.profile.id, true, now).await?;
+            ended = sessions::revoke_all(&mut tx, user.profile.id, Some(auth.sid), now, "mfa_enabled").await?;
         }
         self.queue_notice(&mut tx, &user, Notice::PasskeyAdded { name: &passkey.name }, client, now).await?;
-        let event = Event::success("passkey_added", user.id)
+        let event = Event::success("passkey_added", user.profile.id)
             .with("passkey_id", passkey.id.to_string())
             .with("name", passkey.name.clone())
             .with("mfa_turned_on", first_factor)
             .with("sessions_ended", ended.len());
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         self.revocations.add(ended, now);
         Ok(Registered { passkey, backup_codes })
     }
@@ -286,9 +286,9 @@ impl Services {
     ) -> Result<()> {
         let user = self.user(auth.sub).await?;
         self.require_step_up(auth, &user)?;
-        let held = passkeys::of_user(self.db.pool(), user.id).await?;
+        let held = passkeys::of_user(self.db.pool(), user.profile.id).await?;
         let Some(passkey) = held.iter().find(|p| p.id == id) else { return Err(Error::NotFound) };
-        let totp_on = mfa::totp(self.db.pool(), user.id).await?.is_some_and(|c| c.enabled);
+        let totp_on = mfa::totp(self.db.pool(), user.profile.id).await?.is_some_and(|c| c.enabled);
         let last_factor = held.len() == 1 && !totp_on;
         if last_factor {
             self.check_current_password(&user, password.unwrap_or_default(), client, "passkey_removed").await?;
@@ -306,9 +306,9 @@ impl Services {
         client: &Client,
     ) -> Result<()> {
         let user = users::find_by_id(self.db.pool(), user_id).await?.ok_or(Error::NotFound)?;
-        let held = passkeys::of_user(self.db.pool(), user.id).await?;
+        let held = passkeys::of_user(self.db.pool(), user.profile.id).await?;
         let Some(passkey) = held.iter().find(|p| p.id == id) else { return Err(Error::NotFound) };
-        let totp_on = mfa::totp(self.db.pool(), user.id).await?.is_some_and(|c| c.enabled);
+        let totp_on = mfa::totp(self.db.pool(), user.profile.id).await?.is_some_and(|c| c.enabled);
         self.remove_passkey(&user, passkey, held.len() == 1 && !totp_on, Some(actor.name()), client).await
     }
 
@@ -322,15 +322,15 @@ impl Services {
     ) -> Result<()> {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        if !passkeys::delete(&mut tx, user.id, passkey.id).await? {
+        if !passkeys::delete(&mut tx, user.profile.id, passkey.id).await? {
             return Err(Error::NotFound);
         }
         if last_factor {
-            mfa::delete_all(&mut tx, user.id).await?;
-            users::set_mfa_enabled(&mut tx, user.id, false, now).await?;
+            mfa::delete_all(&mut tx, user.profile.id).await?;
+            users::set_mfa_enabled(&mut tx, user.profile.id, false, now).await?;
             self.queue_notice(&mut tx, user, Notice::MfaDisabled, client, now).await?;
         }
-        let mut event = Event::success("passkey_removed", user.id)
+        let mut event = Event::success("passkey_removed", user.profile.id)
             .with("passkey_id", passkey.id.to_string())
             .with("name", passkey.name.clone())
             .with("mfa_turned_off", last_factor);
@@ -338,7 +338,7 @@ impl Services {
             event = event.with("by", by);
         }
         audit::record(&mut tx, client, event).await?;
-        tx.commit().await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         Ok(())
     }
 
@@ -351,10 +351,10 @@ impl Services {
         if let Some(name) = username.map(str::trim).filter(|n| !n.is_empty()) {
             let identifier = crate::domain::identity::LoginIdentifier::parse(name);
             if let Some(user) = users::find_by_identifier(self.db.pool(), &identifier).await? {
-                for passkey in passkeys::of_user(self.db.pool(), user.id).await? {
+                for passkey in passkeys::of_user(self.db.pool(), user.profile.id).await? {
                     allowed.push(parse_stored(&passkey)?);
                 }
-                user_id = Some(user.id);
+                user_id = Some(user.profile.id);
             }
         }
         let (options, state) = self.assertion_challenge(allowed)?;
@@ -427,30 +427,30 @@ impl Services {
         users::lock_row(&mut tx, assertion.passkey.user_id, self.db.row_lock()).await?;
         let user = self.user_in(&mut tx, assertion.passkey.user_id).await.map_err(|_| Error::InvalidCredentials)?;
         self.refuse_if_locked(&mut tx, &user).await?;
-        if !user.is_active {
+        if !user.profile.is_active {
             drop(tx);
-            let event = Event::failure("passkey_login_failed", Some(user.id)).with("reason", "inactive_user");
+            let event = Event::failure("passkey_login_failed", Some(user.profile.id)).with("reason", "inactive_user");
             self.record_alone(client, event).await?;
             return Err(Error::InactiveUser);
         }
-        if self.config.require_email_verification && !user.email_verified {
+        if self.config.require_email_verification && !user.profile.email_verified {
             return Err(Error::EmailNotVerified);
         }
         passkeys::record_use(&mut tx, assertion.passkey.id, &assertion.credential, now).await?;
-        crate::store::lockouts::reset_mfa_failures(&mut tx, user.id).await?;
-        users::record_login(&mut tx, user.id, now).await?;
+        crate::store::lockouts::reset_mfa_failures(&mut tx, user.profile.id).await?;
+        users::record_login(&mut tx, user.profile.id, now).await?;
         let amr: &[&str] = if assertion.user_verified { &["pop", "mfa"] } else { &["pop"] };
         let tokens = self.open_session(&mut tx, &user, amr, client).await?;
-        if device_token.and_then(|t| self.devices.verify(t, user.id, now / 1000)).is_none() {
+        if device_token.and_then(|t| self.devices.verify(t, user.profile.id, now / 1000)).is_none() {
             self.notice_new_device(&mut tx, &user, client, now).await?;
         }
-        let event = Event::success("passkey_login", user.id)
+        let event = Event::success("passkey_login", user.profile.id)
             .with("passkey_id", assertion.passkey.id.to_string())
             .with("user_verified", assertion.user_verified);
         audit::record(&mut tx, client, event).await?;
         let method = if assertion.user_verified { "passkey" } else { "passkey_without_verification" };
-        audit::record(&mut tx, client, Event::success("login", user.id).with("method", method)).await?;
-        tx.commit().await?;
+        audit::record(&mut tx, client, Event::success("login", user.profile.id).with("method", method)).await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
         Ok(tokens)
     }
 

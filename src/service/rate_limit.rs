@@ -191,6 +191,17 @@ mod tests {
         limiter.check("refresh", "1.1.1.1").await.unwrap();
     }
 
+    #[test]
+    fn a_flood_of_new_addresses_stays_bounded_and_is_limited_as_one() {
+        let limiter = RateLimiter::new(60, None).unwrap();
+        for i in 0..MAX_LOCAL_KEYS + 100 {
+            limiter.count_locally(&format!("login:{i}"), 7);
+        }
+        let local = limiter.local.lock().unwrap();
+        assert_eq!(local.counters.len(), MAX_LOCAL_KEYS + 1, "the cap and the one shared overflow counter");
+        assert_eq!(local.counters["overflow"].current, 100, "the addresses beyond the cap count as one client");
+    }
+
     #[tokio::test]
     async fn zero_turns_it_off() {
         let limiter = RateLimiter::new(0, None).unwrap();

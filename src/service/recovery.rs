@@ -48,13 +48,13 @@ impl Services {
         let Some(user) = users::find_by_identifier(self.db.pool(), &LoginIdentifier::Email(email)).await? else {
             return Ok(());
         };
-        if !user.is_active {
+        if !user.profile.is_active {
             return Ok(());
         }
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         // SECURITY.md 64: past the hour's limit the request answers the same and sends nothing.
-        let topic = Topic { user_id: user.id, kind: PASSWORD_RESET };
+        let topic = Topic { user_id: user.profile.id, kind: PASSWORD_RESET };
         if !self.may_mail(&mut tx, &topic, now).await? {
             return Ok(());
         }
@@ -62,7 +62,7 @@ impl Services {
         let at = clock::rfc3339(now);
         let mail = LinkMail {
             subject: "Reset your Latchkey password",
-            intro: format!("someone asked to reset the password of the Latchkey account {}.", user.email),
+            intro: format!("someone asked to reset the password of the Latchkey account {}.", user.profile.email),
             action: "Choose a new password",
             link: &link,
             validity: format!("within {} minutes", self.config.reset_ttl.as_secs() / 60),
@@ -71,8 +71,9 @@ impl Services {
             ip: who.ip_or_unknown(),
             at: &at,
         };
-        self.queue_link_mail(&mut tx, &user.email, &mail, &topic, now).await?;
-        audit::record(&mut tx, who, Event::success("password_reset_requested", user.id).with("by", "mail")).await?;
+        self.queue_link_mail(&mut tx, &user.profile.email, &mail, &topic, now).await?;
+        audit::record(&mut tx, who, Event::success("password_reset_requested", user.profile.id).with("by", "mail"))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -93,7 +94,7 @@ impl Services {
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         let link = self.new_reset_link(&mut tx, user, now).await?;
-        let event = Event::success("password_reset_requested", user.id).with("by", actor.name());
+        let event = Event::success("password_reset_requested", user.profile.id).with("by", actor.name());
         audit::record(&mut tx, who, event).await?;
         tx.commit().await?;
         Ok(link)
@@ -102,7 +103,7 @@ impl Services {
     /// A new reset link for the user (older ones stop working), on the issuer, never on a request's `Host`.
     async fn new_reset_link(&self, tx: &mut Tx, user: &UserRecord, now: i64) -> Result<String> {
         let expires_at = now + clock::duration_ms(self.config.reset_ttl);
-        let link = NewLink { purpose: PASSWORD_RESET, user_id: user.id, expires_at, new_email: None };
+        let link = NewLink { purpose: PASSWORD_RESET, user_id: user.profile.id, expires_at, new_email: None };
         self.new_mail_link(tx, "/reset-password", &link, now).await
     }
 
@@ -114,24 +115,24 @@ impl Services {
         let user = self.reset_link_owner(&hash, now).await?;
         self.passwords
             .policy
-            .check(new_password, &user.email, user.username.as_deref())
+            .check(new_password, &user.profile.email, user.profile.username.as_deref())
             .map_err(|message| Error::WeakPassword(FieldError { field: "new_password", message }))?;
         let password_hash = self.passwords.hash(new_password).await?;
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         // Checked again under the row lock: of two resets with one link, one wins.
         let owner = mail_tokens::find_live(&mut tx, &hash, PASSWORD_RESET, now, self.db.row_lock()).await?;
-        if owner.map(|(id, _)| id) != Some(user.id) {
+        if owner.map(|(id, _)| id) != Some(user.profile.id) {
             return Err(Error::InvalidLink);
         }
-        mail_tokens::spend_all(&mut tx, user.id, PASSWORD_RESET, now).await?;
-        users::set_password_hash(&mut tx, user.id, &password_hash, now).await?;
+        mail_tokens::spend_all(&mut tx, user.profile.id, PASSWORD_RESET, now).await?;
+        users::set_password_hash(&mut tx, user.profile.id, &password_hash, now).await?;
         self.queue_notice(&mut tx, &user, Notice::PasswordReset, who, now).await?;
         for identifier in super::lockout::identifiers_of(&user) {
             lockouts::clear(&mut tx, &identifier.lock_key()).await?;
         }
-        let ended = sessions::revoke_all(&mut tx, user.id, None, now, "password_reset").await?;
-        let event = Event::success("password_reset", user.id).with("sessions_ended", ended.len());
+        let ended = sessions::revoke_all(&mut tx, user.profile.id, None, now, "password_reset").await?;
+        let event = Event::success("password_reset", user.profile.id).with("sessions_ended", ended.len());
         audit::record(&mut tx, who, event).await?;
         tx.commit().await?;
         self.revocations.add(ended, now);
@@ -145,6 +146,6 @@ impl Services {
             Some(id) => users::find_by_id(&mut *conn, id).await?,
             None => None,
         };
-        user.filter(|u| u.is_active).ok_or(Error::InvalidLink)
+        user.filter(|u| u.profile.is_active).ok_or(Error::InvalidLink)
     }
 }

@@ -79,7 +79,7 @@ impl Services {
         let now = clock::now_ms();
         let session = SessionRecord {
             id: Uuid::new_v4(),
-            user_id: user.id,
+            user_id: user.profile.id,
             created_at: now,
             last_used_at: now,
             expires_at,
@@ -92,10 +92,10 @@ impl Services {
         sessions::insert(conn, &session).await?;
         let refresh_token = random::opaque_token();
         sessions::insert_refresh_token(conn, &random::token_digest(&refresh_token), session.id, now).await?;
-        let orgs = org_claims(conn, user.id).await?;
-        let mut tokens = self.issue(&session, user.role, orgs, refresh_token, now);
+        let orgs = org_claims(conn, user.profile.id).await?;
+        let mut tokens = self.issue(&session, user.profile.role, orgs, refresh_token, now);
         sessions::extend_access_expiry(conn, session.id, tokens.access_expires_at).await?;
-        tokens.device_token = Some(self.devices.issue(user.id, now / 1000));
+        tokens.device_token = Some(self.devices.issue(user.profile.id, now / 1000));
         Ok(tokens)
     }
 

@@ -29,17 +29,21 @@ impl Services {
     /// limit was reached.
     pub(crate) async fn queue_verification(&self, tx: &mut Tx, user: &UserRecord, who: &Client) -> Result<()> {
         let now = clock::now_ms();
-        let topic = Topic { user_id: user.id, kind: EMAIL_VERIFICATION };
+        let topic = Topic { user_id: user.profile.id, kind: EMAIL_VERIFICATION };
         if !self.may_mail(tx, &topic, now).await? {
             return Ok(());
         }
-        let new =
-            NewLink { purpose: EMAIL_VERIFICATION, user_id: user.id, expires_at: now + VERIFY_TTL_MS, new_email: None };
+        let new = NewLink {
+            purpose: EMAIL_VERIFICATION,
+            user_id: user.profile.id,
+            expires_at: now + VERIFY_TTL_MS,
+            new_email: None,
+        };
         let link = self.new_mail_link(tx, "/verify-email", &new, now).await?;
         let at = clock::rfc3339(now);
         let mail = LinkMail {
             subject: "Confirm your email address for Latchkey",
-            intro: format!("please confirm that {} is the address of your Latchkey account.", user.email),
+            intro: format!("please confirm that {} is the address of your Latchkey account.", user.profile.email),
             action: "Confirm the address",
             link: &link,
             validity: "within 24 hours".into(),
@@ -47,7 +51,7 @@ impl Services {
             ip: who.ip_or_unknown(),
             at: &at,
         };
-        self.queue_link_mail(tx, &user.email, &mail, &topic, now).await
+        self.queue_link_mail(tx, &user.profile.email, &mail, &topic, now).await
     }
 
     /// `POST /auth/email/verify/resend`: another link, unless the address is confirmed already or three were
@@ -57,7 +61,7 @@ impl Services {
             return Err(Error::NotFound);
         }
         let user = self.user(auth.sub).await?;
-        if user.email_verified {
+        if user.profile.email_verified {
             return Ok(());
         }
         let mut tx = self.db.begin().await?;
@@ -76,12 +80,11 @@ impl Services {
             return Err(Error::InvalidLink);
         };
         let Some(mut user) = users::find_by_id(&mut *tx, user_id).await? else { return Err(Error::InvalidLink) };
-        mail_tokens::spend_all(&mut tx, user.id, EMAIL_VERIFICATION, now).await?;
-        users::set_email_verified(&mut tx, user.id, now).await?;
-        audit::record(&mut tx, who, Event::success("email_verified", user.id)).await?;
-        tx.commit().await?;
-        user.email_verified = true;
-        self.remembered.forget_users();
+        mail_tokens::spend_all(&mut tx, user.profile.id, EMAIL_VERIFICATION, now).await?;
+        users::set_email_verified(&mut tx, user.profile.id, now).await?;
+        audit::record(&mut tx, who, Event::success("email_verified", user.profile.id)).await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
+        user.profile.email_verified = true;
         Ok(user)
     }
 
@@ -101,12 +104,12 @@ impl Services {
         let now = clock::now_ms();
         let new = NewLink {
             purpose: EMAIL_CHANGE,
-            user_id: user.id,
+            user_id: user.profile.id,
             expires_at: now + VERIFY_TTL_MS,
             new_email: Some(&new_email),
         };
         let mut tx = self.db.begin().await?;
-        let topic = Topic { user_id: user.id, kind: EMAIL_CHANGE };
+        let topic = Topic { user_id: user.profile.id, kind: EMAIL_CHANGE };
         if !self.may_mail(&mut tx, &topic, now).await? {
             return Err(Error::TooManyRequests { code: "rate_limited", retry_after: Duration::from_secs(3600) });
         }
@@ -116,7 +119,7 @@ impl Services {
             subject: "Confirm the new address of your Latchkey account",
             intro: format!(
                 "please confirm that {new_email} is to be the address of the Latchkey account {}.",
-                user.email
+                user.profile.email
             ),
             action: "Confirm the new address",
             link: &link,
@@ -126,7 +129,7 @@ impl Services {
             at: &at,
         };
         self.queue_link_mail(&mut tx, &new_email, &mail, &topic, now).await?;
-        audit::record(&mut tx, who, Event::success("email_change_requested", user.id)).await?;
+        audit::record(&mut tx, who, Event::success("email_change_requested", user.profile.id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -143,13 +146,12 @@ impl Services {
             return Err(Error::InvalidLink);
         };
         let Some(mut user) = users::find_by_id(&mut *tx, user_id).await? else { return Err(Error::InvalidLink) };
-        mail_tokens::spend_all(&mut tx, user.id, EMAIL_CHANGE, now).await?;
-        users::set_email(&mut tx, user.id, &new_email, now).await?;
+        mail_tokens::spend_all(&mut tx, user.profile.id, EMAIL_CHANGE, now).await?;
+        users::set_email(&mut tx, user.profile.id, &new_email, now).await?;
         self.queue_notice(&mut tx, &user, Notice::EmailChanged { to: &new_email }, who, now).await?;
-        audit::record(&mut tx, who, Event::success("email_changed", user.id)).await?;
-        tx.commit().await?;
-        (user.email, user.email_verified) = (new_email, true);
-        self.remembered.forget_users();
+        audit::record(&mut tx, who, Event::success("email_changed", user.profile.id)).await?;
+        self.commit_user_change(tx, &[user.profile.id]).await?;
+        (user.profile.email, user.profile.email_verified) = (new_email, true);
         Ok(user)
     }
 }

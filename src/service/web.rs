@@ -70,7 +70,8 @@ impl Services {
                 else {
                     return Ok(None);
                 };
-                let Some(user) = users::find_by_id(self.db.pool(), session.user_id).await?.filter(|u| u.is_active)
+                let Some(user) =
+                    users::find_by_id(self.db.pool(), session.user_id).await?.filter(|u| u.profile.is_active)
                 else {
                     return Ok(None);
                 };
@@ -80,13 +81,13 @@ impl Services {
                 }
                 let claims = AccessClaims {
                     iss: self.config.issuer.clone(),
-                    sub: user.id,
+                    sub: user.profile.id,
                     aud: self.config.audience.clone(),
                     exp: session.expires_at / 1000,
                     iat: now / 1000,
                     jti: Uuid::new_v4(),
                     sid: session.id,
-                    role: user.role,
+                    role: user.profile.role,
                     mfa: session.mfa,
                     amr: session.amr.clone(),
                     orgs: vec![],

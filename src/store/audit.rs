@@ -48,21 +48,31 @@ pub async fn insert(conn: &mut AnyConnection, e: &AuditRecord) -> Result<()> {
     Ok(())
 }
 
-/// Which events to list: all filters optional, newest first, at or after `after` and strictly before
-/// `before` (Unix ms).
+/// Which events to list: all filters optional, newest first, at or after `after` and before `before` (Unix
+/// ms): strictly, or with `before_id` (keyset paging in the list's order) the events at `before` whose id
+/// sorts below it too, so that a page boundary inside one millisecond skips nothing.
 pub struct AuditQuery<'a> {
     pub user_id: Option<Uuid>,
     pub action: Option<&'a str>,
     pub after: i64,
     pub before: i64,
+    pub before_id: Option<Uuid>,
     pub limit: i64,
+}
+
+impl<'a> AuditQuery<'a> {
+    /// The newest `limit` events, of one user and one action if given.
+    pub fn latest(user_id: Option<Uuid>, action: Option<&'a str>, limit: i64) -> Self {
+        Self { user_id, action, after: i64::MIN, before: i64::MAX, before_id: None, limit }
+    }
 }
 
 pub async fn list<'e>(ex: impl AnyExecutor<'e>, q: &AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
     // NULL filters match everything, so one statement serves every combination.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, at, user_id, action, outcome, ip, user_agent, detail FROM audit_events
-         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR action = $2) AND at < $3 AND at >= $4
+         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR action = $2) AND at >= $4
+           AND at <= $3 AND (at < $3 OR id < $6)
          ORDER BY at DESC, id DESC LIMIT $5",
     )
     .bind(q.user_id.map(|u| u.to_string()))
@@ -70,6 +80,7 @@ pub async fn list<'e>(ex: impl AnyExecutor<'e>, q: &AuditQuery<'_>) -> Result<Ve
     .bind(q.before)
     .bind(q.after)
     .bind(q.limit)
+    .bind(q.before_id.map(|id| id.to_string()))
     .fetch_all(ex)
     .await?;
     rows.into_iter()

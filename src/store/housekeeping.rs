@@ -13,12 +13,19 @@ pub struct Pruned {
     pub lockouts: u64,
     pub outbox: u64,
     pub mail_tokens: u64,
+    pub user_changes: u64,
 }
 
 /// `audit_before`: audit events older than this go. `dead_before`: sessions that ended (revoked, expired
 /// or idle) before this, challenges that expired before it, lockout rows untouched since, and deliveries
-/// finished before it.
-pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64, idle_before: i64) -> Result<Pruned> {
+/// finished before it. `changes_before`: user changes every instance has read long ago.
+pub async fn prune(
+    conn: &mut AnyConnection,
+    audit_before: i64,
+    dead_before: i64,
+    idle_before: i64,
+    changes_before: i64,
+) -> Result<Pruned> {
     let run = |sql: &'static str| sqlx::query(sql);
     let audit_events =
         run("DELETE FROM audit_events WHERE at < $1").bind(audit_before).execute(&mut *conn).await?.rows_affected();
@@ -49,5 +56,10 @@ pub async fn prune(conn: &mut AnyConnection, audit_before: i64, dead_before: i64
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts, outbox, mail_tokens })
+    let user_changes = run("DELETE FROM user_changes WHERE changed_at < $1")
+        .bind(changes_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(Pruned { audit_events, sessions, mfa_challenges, lockouts, outbox, mail_tokens, user_changes })
 }

@@ -13,6 +13,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod passkeys;
 pub mod sessions;
+pub mod user_changes;
 pub mod users;
 pub mod web_sessions;
 

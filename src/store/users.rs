@@ -10,12 +10,19 @@ use crate::{
     error::{Error, Result},
 };
 
+/// A user as stored: what they are, and the password hash nothing but sign-in reads.
 #[derive(Clone)]
 pub struct UserRecord {
+    pub profile: Profile,
+    pub password_hash: String,
+}
+
+/// A user without the password hash: what pages, tokens and the API show, and what is kept in memory.
+#[derive(Clone, Debug)]
+pub struct Profile {
     pub id: Uuid,
     pub email: String,
     pub username: Option<String>,
-    pub password_hash: String,
     pub role: Role,
     pub is_active: bool,
     pub mfa_enabled: bool,
@@ -25,9 +32,19 @@ pub struct UserRecord {
     pub last_login_at: Option<i64>,
 }
 
+/// A user with their organisation memberships, in the order they joined.
+#[derive(Clone, Debug)]
+pub struct UserView {
+    pub profile: Profile,
+    pub memberships: Vec<(OrgRecord, Role)>,
+}
+
 impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("UserRecord")
+            .field("id", &self.profile.id)
+            .field("role", &self.profile.role)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,18 +66,18 @@ impl TryFrom<Row> for UserRecord {
     type Error = sqlx::Error;
 
     fn try_from(r: Row) -> Result<Self, sqlx::Error> {
-        Ok(Self {
+        let profile = Profile {
             id: parse_id(&r.id)?,
             role: r.role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
             email: r.email,
             username: r.username,
-            password_hash: r.password_hash,
             is_active: r.is_active != 0,
             mfa_enabled: r.mfa_enabled != 0,
             email_verified: r.email_verified != 0,
             created_at: r.created_at,
             last_login_at: r.last_login_at,
-        })
+        };
+        Ok(Self { profile, password_hash: r.password_hash })
     }
 }
 
@@ -74,15 +91,15 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRecord) -> Result<()> {
          (id, email, username, password_hash, role, is_active, mfa_enabled, email_verified, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
-    .bind(user.id.to_string())
-    .bind(&user.email)
-    .bind(&user.username)
+    .bind(user.profile.id.to_string())
+    .bind(&user.profile.email)
+    .bind(&user.profile.username)
     .bind(&user.password_hash)
-    .bind(user.role.as_str())
-    .bind(i64::from(user.is_active))
-    .bind(i64::from(user.mfa_enabled))
-    .bind(i64::from(user.email_verified))
-    .bind(user.created_at)
+    .bind(user.profile.role.as_str())
+    .bind(i64::from(user.profile.is_active))
+    .bind(i64::from(user.profile.mfa_enabled))
+    .bind(i64::from(user.profile.email_verified))
+    .bind(user.profile.created_at)
     .execute(conn)
     .await;
     result.map(|_| ()).map_err(taken)
@@ -273,10 +290,7 @@ pub async fn active_admins(conn: &mut AnyConnection, lock: &str) -> Result<Vec<U
 }
 
 /// A user and their organisation memberships in one round trip (the hot path of `GET /auth/me`).
-pub async fn find_with_memberships<'e>(
-    ex: impl AnyExecutor<'e>,
-    id: Uuid,
-) -> Result<Option<(UserRecord, Vec<(OrgRecord, Role)>)>> {
+pub async fn find_view<'e>(ex: impl AnyExecutor<'e>, id: Uuid) -> Result<Option<UserView>> {
     #[derive(FromRow)]
     struct Joined {
         #[sqlx(flatten)]
@@ -310,5 +324,5 @@ pub async fn find_with_memberships<'e>(
             user = Some(UserRecord::try_from(row.user)?);
         }
     }
-    Ok(user.map(|u| (u, memberships)))
+    Ok(user.map(|u| UserView { profile: u.profile, memberships }))
 }

@@ -95,11 +95,11 @@ async fn account_page(
     let (user, claims) = parts(session)?;
     let sessions = app.list_sessions(claims).await?;
     let apps = app.connected_apps(claims).await?;
-    let query = AuditQuery { user_id: Some(user.id), action: None, after: i64::MIN, before: i64::MAX, limit: 20 };
+    let query = AuditQuery::latest(Some(user.profile.id), None, 20);
     let events = app.audit_events(&query).await?;
     let now = clock::now_ms();
     let passkeys = app.passkeys(claims).await?;
-    let totp_enabled = app.second_factor_methods_of(user.id).await?.contains(&"totp");
+    let totp_enabled = app.second_factor_methods_of(user.profile.id).await?.contains(&"totp");
     Ok(AccountPage {
         last_factor_is_passkey: passkeys.len() == 1 && !totp_enabled,
         totp_enabled,
@@ -113,11 +113,11 @@ async fn account_page(
             })
             .collect(),
         csrf: session.csrf.clone(),
-        is_admin: user.role.allows(Permission::UsersRead),
-        email: user.email.clone(),
-        username: user.username.clone().unwrap_or_else(|| "—".into()),
-        role: user.role.as_str(),
-        mfa_enabled: user.mfa_enabled,
+        is_admin: user.profile.role.allows(Permission::UsersRead),
+        email: user.profile.email.clone(),
+        username: user.profile.username.clone().unwrap_or_else(|| "—".into()),
+        role: user.profile.role.as_str(),
+        mfa_enabled: user.profile.mfa_enabled,
         backup_codes_remaining: app.backup_codes_remaining(claims).await?,
         sessions: sessions.into_iter().map(|s| SessionRow::of(s, Some(claims.sid), now)).collect(),
         revoke_action: "/account/sessions/revoke".into(),
@@ -221,7 +221,7 @@ async fn mfa_setup(
         enrollment.secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join(" ");
     let page = MfaSetupPage {
         csrf: session.csrf.clone(),
-        is_admin: user.role.allows(Permission::UsersRead),
+        is_admin: user.profile.role.allows(Permission::UsersRead),
         qr_data_uri: format!("data:image/png;base64,{}", STANDARD.encode(&enrollment.qr_png)),
         secret_grouped,
     };
@@ -250,7 +250,7 @@ pub(super) async fn show_codes(
     let (user, _) = parts(session)?;
     match result {
         Ok(codes) => {
-            let is_admin = user.role.allows(Permission::UsersRead);
+            let is_admin = user.profile.role.allows(Permission::UsersRead);
             Ok(render(StatusCode::OK, &BackupCodesPage { csrf: session.csrf.clone(), is_admin, codes }))
         }
         Err(e) => failed(app, session, e).await,

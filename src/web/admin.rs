@@ -119,7 +119,8 @@ struct AuditPage {
     events: Vec<AuditRow>,
     /// The query string of the same filters, for the older page and the CSV export.
     filter_query: String,
-    older: Option<i64>,
+    /// The last event's time and id, when there may be older ones.
+    older: Option<(i64, Uuid)>,
     notice: Option<&'static str>,
 }
 
@@ -231,9 +232,11 @@ struct AuditFilter {
     /// `YYYY-MM-DD`, to the end of that day (UTC).
     #[serde(default)]
     to: String,
-    /// Keyset paging: events strictly before this time (Unix ms).
+    /// Keyset paging: events before this time (Unix ms), and at it with an id below `before_id`.
     #[serde(default, skip_serializing)]
     before: Option<i64>,
+    #[serde(default, skip_serializing)]
+    before_id: Option<Uuid>,
 }
 
 const AUDIT_PAGE: i64 = 50;
@@ -243,7 +246,7 @@ async fn audit_query<'a>(app: &AppState, filter: &'a AuditFilter) -> Result<Opti
     let user_id = match filter.user.trim() {
         "" => None,
         user => match app.find_user(user).await {
-            Ok(found) => Some(found.id),
+            Ok(found) => Some(found.profile.id),
             Err(crate::error::Error::NotFound) => return Ok(None),
             Err(e) => return Err(e.into()),
         },
@@ -264,6 +267,7 @@ async fn audit_query<'a>(app: &AppState, filter: &'a AuditFilter) -> Result<Opti
         action: Some(filter.action.trim()).filter(|a| !a.is_empty()),
         after: day(&filter.from, "from")?.unwrap_or(i64::MIN),
         before: filter.before.unwrap_or(i64::MAX).min(to.unwrap_or(i64::MAX)),
+        before_id: filter.before.and(filter.before_id),
         limit: AUDIT_PAGE,
     }))
 }
@@ -304,7 +308,7 @@ async fn audit(
         None => Default::default(),
     };
     let now = clock::now_ms();
-    let older = (events.len() as i64 == AUDIT_PAGE).then(|| events.last().map(|e| e.at)).flatten();
+    let older = (events.len() as i64 == AUDIT_PAGE).then(|| events.last().map(|e| (e.at, e.id))).flatten();
     let page = AuditPage {
         csrf: session.csrf.clone(),
         is_admin: true,
@@ -334,20 +338,20 @@ async fn audit_csv(
     Query(filter): Query<AuditFilter>,
 ) -> Result<Response, PageError> {
     permitted(&app, &session, Permission::AuditRead, "/admin/audit.csv", &client).await?;
-    let start = audit_query(&app, &filter).await?.map(|q| (q.user_id, q.after, q.before));
+    let start = audit_query(&app, &filter).await?.map(|q| (q.user_id, q.after, q.before, q.before_id));
     let action = Some(filter.action.trim().to_string()).filter(|a| !a.is_empty());
     let header = futures_util::stream::once(async { Ok::<_, std::io::Error>(axum::body::Bytes::from(CSV_HEADER)) });
     let pages = futures_util::stream::unfold(start, move |state| {
         let (app, action) = (app.clone(), action.clone());
         async move {
-            let (user_id, after, before) = state?;
-            let query = AuditQuery { user_id, action: action.as_deref(), after, before, limit: CSV_PAGE };
+            let (user_id, after, before, before_id) = state?;
+            let query = AuditQuery { user_id, action: action.as_deref(), after, before, before_id, limit: CSV_PAGE };
             let (events, emails) = match app.audit_events_with_people(&query).await {
                 Ok(found) => found,
                 Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
             };
-            let last = events.last()?.at;
-            let next = (events.len() as i64 == CSV_PAGE).then_some((user_id, after, last));
+            let last = events.last()?;
+            let next = (events.len() as i64 == CSV_PAGE).then_some((user_id, after, last.at, Some(last.id)));
             let chunk: String = events.iter().map(|e| csv_line(e, &emails)).collect();
             Some((Ok(axum::body::Bytes::from(chunk)), next))
         }
@@ -411,9 +415,9 @@ struct UserPage {
 /// The forms a user offers an administrator: (action, button label).
 fn actions_for(u: &UserRecord) -> Vec<(&'static str, &'static str)> {
     [
-        Some(if u.is_active { ("deactivate", "Deactivate") } else { ("reactivate", "Reactivate") }),
+        Some(if u.profile.is_active { ("deactivate", "Deactivate") } else { ("reactivate", "Reactivate") }),
         Some(("unlock", "Unlock")),
-        u.mfa_enabled.then_some(("reset_mfa", "Reset 2FA")),
+        u.profile.mfa_enabled.then_some(("reset_mfa", "Reset 2FA")),
         Some(("reset_link", "Reset link")),
     ]
     .into_iter()
@@ -443,11 +447,11 @@ pub(super) fn role_options(role: Role) -> Vec<(&'static str, &'static str)> {
 fn row_of(u: UserRecord) -> UserRow {
     UserRow {
         actions: actions_for(&u),
-        role_options: role_options(u.role),
-        id: u.id,
-        email: u.email,
-        is_active: u.is_active,
-        mfa_enabled: u.mfa_enabled,
+        role_options: role_options(u.profile.role),
+        id: u.profile.id,
+        email: u.profile.email,
+        is_active: u.profile.is_active,
+        mfa_enabled: u.profile.mfa_enabled,
     }
 }
 
@@ -465,10 +469,10 @@ async fn user_page(
         csrf: session.csrf.clone(),
         is_admin: true,
         section: "users",
-        username: o.user.username.clone().unwrap_or_else(|| "—".into()),
-        email_verified: o.user.email_verified,
-        created: when(o.user.created_at, now),
-        last_login: o.user.last_login_at.map(|at| when(at, now)),
+        username: o.user.profile.username.clone().unwrap_or_else(|| "—".into()),
+        email_verified: o.user.profile.email_verified,
+        created: when(o.user.profile.created_at, now),
+        last_login: o.user.profile.last_login_at.map(|at| when(at, now)),
         totp_enabled: o.totp_enabled,
         passkeys: o
             .passkeys
@@ -548,7 +552,7 @@ async fn act(
         let page = ConfirmPage {
             csrf: session.csrf.clone(),
             is_admin: true,
-            subject: app.admin_get_user(id).await?.email,
+            subject: app.admin_get_user(id).await?.profile.email,
             form_action: format!("/admin/users/{id}"),
             fields: [("action", form.action.clone()), ("from", form.from.clone())]
                 .into_iter()

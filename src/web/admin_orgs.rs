@@ -131,7 +131,7 @@ async fn add_member(
 ) -> Result<Response, PageError> {
     let claims = permitted(&app, &session, Permission::OrgsManage, "/admin/orgs", &client).await?;
     let user = app.find_user(form.user.trim()).await?;
-    let done = match app.set_org_member(claims, id, user.id, form.role, &client).await? {
+    let done = match app.set_org_member(claims, id, user.profile.id, form.role, &client).await? {
         Membership::Invited { .. } => "?invited=1",
         Membership::Active(_) => "",
     };
@@ -160,7 +160,7 @@ async fn change_member(
         let page = ConfirmPage {
             csrf: session.csrf.clone(),
             is_admin: true,
-            subject: format!("{} in {}", member.email, org.name),
+            subject: format!("{} in {}", member.profile.email, org.name),
             form_action: format!("/admin/orgs/{id}/members/{user_id}"),
             fields: vec![("action", "remove".into())],
             button: "Yes, remove from the organisation",

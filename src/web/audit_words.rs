@@ -57,10 +57,15 @@ pub fn describe(action: &str, who: &str, detail: &Value) -> String {
             _ if field("identifier").is_some() => "A sign-in with an unknown name failed".into(),
             _ => format!("A sign-in as {who} failed: wrong password"),
         },
-        "account_locked" => match field("reason") {
-            Some("mfa_failures") => format!("Wrong second-factor codes locked {who}"),
-            _ => format!("Failed sign-ins locked {who}"),
-        },
+        "account_locked" => {
+            let what =
+                if field("reason") == Some("mfa_failures") { "wrong second-factor codes" } else { "failed sign-ins" };
+            // Events from before the count was recorded say it without a number.
+            match detail.get("failures").and_then(Value::as_i64) {
+                Some(n) => format!("{n} {what} locked {who}"),
+                None => format!("{}{} locked {who}", what[..1].to_uppercase(), &what[1..]),
+            }
+        }
         "user_unlocked" => format!("{who} was unlocked"),
         "register" => format!("{who} registered"),
         "logout" => format!("{who} signed out"),
@@ -136,6 +141,14 @@ mod tests {
         assert_eq!(
             describe("login", ana, &json!({"second_factor": "totp"})),
             "ana@example.com signed in with a second factor"
+        );
+        assert_eq!(
+            describe("account_locked", ana, &json!({"failures": 5})),
+            "5 failed sign-ins locked ana@example.com"
+        );
+        assert_eq!(
+            describe("account_locked", ana, &json!({"reason": "mfa_failures", "failures": 10})),
+            "10 wrong second-factor codes locked ana@example.com"
         );
         assert_eq!(describe("account_locked", ana, &json!({})), "Failed sign-ins locked ana@example.com");
         assert_eq!(

@@ -184,7 +184,7 @@ async fn verify_submit(
     SessionForm(_, form): SessionForm<VerifyForm>,
 ) -> Result<Response, PageError> {
     let user = app.verify_email(&form.token, &who).await?;
-    let message = format!("{} is confirmed as the address of your account.", user.email);
+    let message = format!("{} is confirmed as the address of your account.", user.profile.email);
     Ok(ErrorPage::new(StatusCode::OK, "Your address is confirmed", &message).into_response())
 }
 
@@ -194,6 +194,6 @@ async fn confirm_submit(
     SessionForm(_, form): SessionForm<VerifyForm>,
 ) -> Result<Response, PageError> {
     let user = app.confirm_email(&form.token, &who).await?;
-    let message = format!("Your account's address is now {}.", user.email);
+    let message = format!("Your account's address is now {}.", user.profile.email);
     Ok(ErrorPage::new(StatusCode::OK, "The new address is confirmed", &message).into_response())
 }

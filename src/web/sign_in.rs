@@ -262,7 +262,7 @@ async fn mfa_page(
         BrowserState::SignedIn { claims, .. } if claims.mfa => {
             return Ok(Redirect::to(&next.target(&app)).into_response());
         }
-        BrowserState::SignedIn { user, .. } if !user.mfa_enabled => {
+        BrowserState::SignedIn { user, .. } if !user.profile.mfa_enabled => {
             return Ok(ErrorPage::new(
                 StatusCode::FORBIDDEN,
                 "Two-factor authentication needed",

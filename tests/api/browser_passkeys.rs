@@ -63,7 +63,7 @@ async fn sign_count(client: &Client, authenticator: &str) -> u64 {
 
 /// How the latest sign-in of `user` was made, from the audit log.
 async fn last_login_method(s: &Session<'_>, user: uuid::Uuid) -> String {
-    let query = AuditQuery { user_id: Some(user), action: Some("login"), after: i64::MIN, before: i64::MAX, limit: 1 };
+    let query = AuditQuery::latest(Some(user), Some("login"), 1);
     let events = s.app.services.audit_events(&query).await.unwrap();
     let detail = &events.first().expect("a sign-in").detail;
     let method = detail["method"].as_str().expect("a method");
@@ -123,7 +123,7 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     let email = "passkey@example.com";
     let registered = app.register(email, PASSWORD).await;
     assert_eq!(registered.status(), StatusCode::CREATED);
-    let user = app.services.find_user(email).await.unwrap().id;
+    let user = app.services.find_user(email).await.unwrap().profile.id;
 
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = start_browser(browser, driver, profile.path()).await;
@@ -175,13 +175,7 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     wait_for_text(&s, "p.error", "not accepted").await;
     s.page_state("login_passkey_refused").await;
     assert!(s.path().await.starts_with("/login"), "{}", s.path().await);
-    let refused = AuditQuery {
-        user_id: None,
-        action: Some("passkey_login_failed"),
-        after: i64::MIN,
-        before: i64::MAX,
-        limit: 10,
-    };
+    let refused = AuditQuery::latest(None, Some("passkey_login_failed"), 10);
     let refusals = app.services.audit_events(&refused).await.unwrap();
     assert_eq!(refusals.len(), 1, "refused once, and not offered again at once by the autofill");
 

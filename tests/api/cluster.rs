@@ -99,6 +99,21 @@ async fn two_instances_behave_as_one() {
     let me = |base: &str| client.get(format!("{base}/auth/me")).bearer_auth(&at).send();
     assert_eq!(me(&b.base).await.unwrap().status(), StatusCode::OK);
 
+    // B now answers /auth/me from memory; an organisation made on A shows there within a second.
+    let org = client.post(format!("{}/orgs", a.base)).bearer_auth(&at).json(&json!({"name": "Acme", "slug": "acme"}));
+    assert_eq!(org.send().await.unwrap().status(), StatusCode::CREATED);
+    let joined = Instant::now();
+    loop {
+        let seen: Value = me(&b.base).await.unwrap().json().await.unwrap();
+        if seen["memberships"][0]["slug"] == "acme" {
+            break;
+        }
+        // As for revocations: the contract is 1 s, the bound leaves room for a debug build.
+        assert!(joined.elapsed() < Duration::from_secs(2), "B still shows no membership after 2 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("membership made on A shown by B after {:?}", joined.elapsed());
+
     // Logged out on A: refused on B within a second.
     let out = client.post(format!("{}/auth/logout", a.base)).bearer_auth(&at).send().await.unwrap();
     assert_eq!(out.status(), StatusCode::NO_CONTENT);

@@ -115,7 +115,7 @@ async fn imported_bcrypt_and_pbkdf2_hashes_are_upgraded_on_login(app: &TestApp) 
         )
         .await;
         expect_json(app.login(&email, "an imported legacy passphrase").await, StatusCode::OK).await;
-        let stored = users::find_by_id(app.services.db.pool(), user.id).await.unwrap().unwrap();
+        let stored = users::find_by_id(app.services.db.pool(), user.profile.id).await.unwrap().unwrap();
         assert!(stored.password_hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{}", stored.password_hash);
         let pair = expect_json(app.login(&email, "an imported legacy passphrase").await, StatusCode::OK).await;
         let me = expect_json(app.me(pair["access_token"].as_str().unwrap()).await, StatusCode::OK).await;

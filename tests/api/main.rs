@@ -34,6 +34,7 @@ mod resilience;
 mod sessions;
 mod smtp;
 mod tokens;
+mod user_views;
 mod verification;
 mod verify_library;
 mod web;

@@ -120,6 +120,19 @@ async fn openapi_lists_every_route_and_status(app: &TestApp) {
     let items = doc["paths"].as_object().unwrap().values();
     let documented: usize = items.map(|item| methods.iter().filter(|m| item.get(**m).is_some()).count()).sum();
     assert_eq!(documented, routes.len(), "the document lists operations the router does not serve");
+    // OpenAPI 3.1 §4.8.10.1: operation ids are unique (scripts/schemathesis.sh validates the rest of the
+    // document against the OpenAPI 3.1 schema).
+    let mut ids = std::collections::HashSet::new();
+    for (method, path) in &routes {
+        let id = doc["paths"][path][method]["operationId"].as_str().unwrap();
+        assert!(ids.insert(id.to_string()), "{method} {path}: operationId {id} is used twice");
+    }
+    for path in latchkey::http::openapi::RATE_LIMITED {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        assert!(responses.get("429").is_some(), "{path} is rate-limited but does not list 429");
+    }
+    let limited = &doc["components"]["responses"]["RateLimited"];
+    assert_eq!(limited["headers"]["Retry-After"]["schema"]["type"], "integer");
 }
 on_both!(openapi_lists_every_route_and_status);
 

@@ -324,13 +324,7 @@ async fn foreign_and_unknown_passkeys_are_refused(app: &TestApp) {
     let (mut stranger, _) = SoftPasskey::create(&elsewhere, &origin_of(app), true, 1);
     let credential = stranger.get(&start["options"]);
     expect_error(login_finish(app, &start, credential).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let query = latchkey::store::audit::AuditQuery {
-        user_id: None,
-        action: Some("passkey_login_failed"),
-        after: i64::MIN,
-        before: i64::MAX,
-        limit: 10,
-    };
+    let query = latchkey::store::audit::AuditQuery::latest(None, Some("passkey_login_failed"), 10);
     let events = app.services.audit_events(&query).await.expect("audit");
     assert_eq!(events.len(), 2);
     assert!(events.iter().any(|e| e.user_id.is_some()), "the foreign-handle attempt is audited on the key's owner");
@@ -443,7 +437,7 @@ async fn an_admin_sees_and_removes_a_users_passkeys(app: &TestApp) {
     let (email, pair) = app.new_user().await;
     let (mut passkey, added) = add_passkey(app, &token(&pair, "access_token"), true).await;
     let passkey_id = added["id"].as_str().unwrap().to_string();
-    let user_id = app.services.find_user(&email).await.unwrap().id;
+    let user_id = app.services.find_user(&email).await.unwrap().profile.id;
     let admin_email = format!("admin-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     app.services.create_user(&admin_email, None, Role::Admin, InitialPassword::Plain(PASSWORD)).await.unwrap();
     let admin = browser();

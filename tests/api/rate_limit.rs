@@ -100,3 +100,35 @@ async fn redis_shares_the_limit_between_instances() {
 fn rand_octet() -> u8 {
     uuid::Uuid::new_v4().as_bytes()[0]
 }
+
+/// The OpenAPI document's list of rate-limited operations (each of which documents 429) is the router's:
+/// with a limit of one request a minute, the second call of every documented operation is refused with 429
+/// exactly when its path is listed in `RATE_LIMITED`.
+async fn the_documented_rate_limits_are_the_served_ones(app: &TestApp) {
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let listed = latchkey::http::openapi::RATE_LIMITED;
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{id}", "00000000-0000-4000-8000-000000000000")
+            .replace("{user_id}", "x")
+            .replace("{client_id}", "x");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let url = format!("{}{concrete}", app.base);
+            let mut last = StatusCode::OK;
+            for _ in 0..2 {
+                last = app.client.request(method.clone(), &url).json(&json!({})).send().await.unwrap().status();
+            }
+            let limited = listed.contains(&path.as_str());
+            assert_eq!(last == StatusCode::TOO_MANY_REQUESTS, limited, "{method} {path}: second call answered {last}");
+            seen += usize::from(limited);
+        }
+    }
+    assert_eq!(seen, listed.len(), "RATE_LIMITED names a path the document does not list");
+}
+on_both!(the_documented_rate_limits_are_the_served_ones, |c: &mut latchkey::config::Config| c.rate_limit_per_minute =
+    1);

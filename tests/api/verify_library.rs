@@ -252,7 +252,7 @@ async fn the_drafts_example_end_to_end(app: &TestApp) {
         StatusCode::CREATED,
     )
     .await;
-    let analyst_id = app.services.find_user("analyst@drafts.example").await.unwrap().id.to_string();
+    let analyst_id = app.services.find_user("analyst@drafts.example").await.unwrap().profile.id.to_string();
     assert_eq!((saved["author"].as_str(), saved["status"].as_str()), (Some(analyst_id.as_str()), Some("draft")));
     assert_eq!(saved["committed_by"], Value::Null);
     let commit = format!("/drafts/{}/commit", saved["id"].as_str().unwrap());
@@ -264,7 +264,7 @@ async fn the_drafts_example_end_to_end(app: &TestApp) {
     expect_error(r, StatusCode::FORBIDDEN, "mfa_required").await;
 
     let enrolled = crate::mfa::enroll(app).await;
-    let id = app.services.find_user(&enrolled.email).await.unwrap().id;
+    let id = app.services.find_user(&enrolled.email).await.unwrap().profile.id;
     let changes = latchkey::service::admin::UserChanges { role: Some(Role::Reviewer), is_active: None };
     app.services.admin_update_user(Actor::Operator, id, changes, &Default::default()).await.unwrap();
     let pending = expect_json(app.login(&enrolled.email, PASSWORD).await, StatusCode::OK).await;
