@@ -41,6 +41,13 @@ pub fn covers(rp_id: &str, host: &str) -> bool {
         && (host == rp_id || host.strip_suffix(rp_id).is_some_and(|s| s.ends_with('.')))
 }
 
+/// Whether a passkey can be the second factor of a session signed in by `session_amr` only if its
+/// authenticator verifies the person (PIN, biometrics). After a password any passkey is a second kind of
+/// factor; after a passkey that verified nobody, a second thing one has is not.
+pub fn step_up_needs_user_verification(session_amr: &[String]) -> bool {
+    !session_amr.iter().any(|method| method == "pwd")
+}
+
 /// The credential to verify an assertion against. A passkey registered before it synced (backup-eligible
 /// off) reports eligible *and* backed up together the first time after syncing (iCloud, Google Password
 /// Manager). webauthn-rs accepts the eligibility upgrade but judges "backed up" against the stored,
@@ -71,6 +78,14 @@ pub fn after_sign_in(mut credential: Credential, result: &AuthenticationResult) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_passkey_only_a_verifying_one_is_a_second_factor() {
+        let amr = |methods: &[&str]| methods.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+        assert!(!step_up_needs_user_verification(&amr(&["pwd"])));
+        assert!(step_up_needs_user_verification(&amr(&["pop"])));
+        assert!(step_up_needs_user_verification(&amr(&[])));
+    }
 
     #[test]
     fn names_are_trimmed_bounded_and_defaulted() {

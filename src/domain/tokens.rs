@@ -43,6 +43,20 @@ pub struct AccessClaims {
     pub orgs: Vec<OrgClaim>,
 }
 
+impl AccessClaims {
+    /// The session's method references (RFC 8176) once `added` is given too: each method once, so that a
+    /// second passkey is not counted as a second factor by the length of the list.
+    pub fn methods_with<'a>(&'a self, added: &[&'a str]) -> Vec<&'a str> {
+        let mut methods: Vec<&str> = self.amr.iter().map(String::as_str).collect();
+        for method in added {
+            if !methods.contains(method) {
+                methods.push(method);
+            }
+        }
+        methods
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgClaim {
     pub id: Uuid,
@@ -228,6 +242,15 @@ mod tests {
 
     fn now() -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    #[test]
+    fn a_method_given_twice_is_counted_once() {
+        let mut session = claims();
+        assert_eq!(session.methods_with(&["otp"]), ["pwd", "otp"]);
+        session.amr = vec!["pop".into()];
+        assert_eq!(session.methods_with(&["pop"]), ["pop"], "the same kind of factor again is not a second");
+        assert_eq!(session.methods_with(&["pop", "mfa"]), ["pop", "mfa"]);
     }
 
     fn claims() -> AccessClaims {

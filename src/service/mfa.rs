@@ -7,6 +7,7 @@ use super::{
     Client, Services,
     audit::{self, Event},
     mail::Notice,
+    passkeys::Assertion,
     sessions::IssuedTokens,
 };
 use crate::{
@@ -38,11 +39,29 @@ pub enum Proof<'a> {
     Passkey { challenge_id: &'a str, credential: &'a webauthn_rs_core::proto::PublicKeyCredential },
 }
 
+impl Proof<'_> {
+    /// How the audit names it.
+    fn method(&self) -> &'static str {
+        match self {
+            Proof::Code(_) => "code",
+            Proof::Passkey { .. } => "passkey",
+        }
+    }
+
+    /// The answer to a wrong one.
+    fn refused(&self) -> Error {
+        match self {
+            Proof::Code(_) => Error::InvalidCode { at_login: true },
+            Proof::Passkey { .. } => Error::InvalidCredentials,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Factor {
     Totp,
     BackupCode,
-    Passkey,
+    Passkey { user_verified: bool },
 }
 
 impl Factor {
@@ -51,7 +70,18 @@ impl Factor {
         match self {
             Factor::Totp => "otp",
             Factor::BackupCode => "backup_code",
-            Factor::Passkey => "pop",
+            Factor::Passkey { .. } => "pop",
+        }
+    }
+
+    /// What a session gains by it: a passkey that verified the person is two factors on its own, as at a
+    /// passkey sign-in.
+    fn methods(self) -> &'static [&'static str] {
+        match self {
+            Factor::Totp => &["otp"],
+            Factor::BackupCode => &["backup_code"],
+            Factor::Passkey { user_verified: false } => &["pop"],
+            Factor::Passkey { user_verified: true } => &["pop", "mfa"],
         }
     }
 }
@@ -128,6 +158,25 @@ impl Services {
     }
 
     /// A 6-digit code is a TOTP code; anything else is tried as a backup code.
+    /// A second step's proof, in `tx`: a code is checked and spent here; a passkey's answer was checked
+    /// before (`assertion`, `None` inside when refused) and what it changed on the passkey is stored here.
+    async fn judge(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        proof: &Proof<'_>,
+        assertion: Option<Option<Assertion>>,
+    ) -> Result<Option<Factor>> {
+        match (proof, assertion) {
+            (Proof::Code(code), _) => self.accept_second_factor(tx, user_id, code).await,
+            (Proof::Passkey { .. }, Some(Some(assertion))) => {
+                self.record_assertion(tx, &assertion).await?;
+                Ok(Some(Factor::Passkey { user_verified: assertion.user_verified }))
+            }
+            (Proof::Passkey { .. }, _) => Ok(None),
+        }
+    }
+
     async fn accept_second_factor(&self, tx: &mut Tx, user_id: Uuid, code: &str) -> Result<Option<Factor>> {
         let trimmed = code.trim();
         if trimmed.len() == totp::DIGITS && trimmed.bytes().all(|b| b.is_ascii_digit()) {
@@ -256,7 +305,7 @@ impl Services {
     /// A second factor for a signed-in session that has not given one (a forward-auth rule wants it): the
     /// session is replaced by one that has. Wrong codes count towards the account's lock as at sign-in, and
     /// a locked account cannot step up.
-    pub async fn mfa_step_up(&self, auth: &AccessClaims, code: &str, client: &Client) -> Result<IssuedTokens> {
+    pub async fn mfa_step_up(&self, auth: &AccessClaims, proof: Proof<'_>, client: &Client) -> Result<IssuedTokens> {
         let user = self.user(auth.sub).await?;
         if !user.profile.is_active {
             return Err(Error::InvalidToken);
@@ -270,24 +319,31 @@ impl Services {
                 message: "This session passed the second factor.",
             });
         }
+        // A passkey's challenge is spent before its answer is judged, whatever comes of it.
+        let assertion = match proof {
+            Proof::Code(_) => None,
+            Proof::Passkey { challenge_id, credential } => {
+                Some(self.step_up_assertion(auth, challenge_id, credential).await?)
+            }
+        };
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
         // Parallel guesses for one account are judged one after the other, and none once they locked it.
         users::lock_row(&mut tx, user.profile.id, self.db.row_lock()).await?;
         self.refuse_if_locked(&mut tx, &user).await?;
-        let Some(factor) = self.accept_second_factor(&mut tx, user.profile.id, code).await? else {
-            audit::record(&mut tx, client, Event::failure("mfa_step_up_failed", Some(user.profile.id))).await?;
+        let Some(factor) = self.judge(&mut tx, user.profile.id, &proof, assertion).await? else {
+            let event = Event::failure("mfa_step_up_failed", Some(user.profile.id)).with("method", proof.method());
+            audit::record(&mut tx, client, event).await?;
             self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
-            return Err(Error::InvalidCode { at_login: true });
+            return Err(proof.refused());
         };
         // Only one step-up per session: a parallel one that ended it first wins, and this code is given back.
         if !sessions::revoke(&mut tx, auth.sid, user.profile.id, now, "stepped_up").await? {
             return Err(Error::InvalidToken);
         }
         lockouts::reset_mfa_failures(&mut tx, user.profile.id).await?;
-        let mut amr: Vec<&str> = auth.amr.iter().map(String::as_str).collect();
-        amr.push(factor.amr());
+        let amr = auth.methods_with(factor.methods());
         // The new session ends when the old one would have: a code renews no lifetime.
         let tokens = self.open_session_until(&mut tx, &user, &amr, client, auth.exp * 1000).await?;
         let event = Event::success("mfa_step_up", user.profile.id)
@@ -346,30 +402,15 @@ impl Services {
         if mfa::challenge(&mut *tx, &hash, self.db.row_lock()).await?.filter(live).is_none() {
             return Err(Error::InvalidToken);
         }
-        let factor = match (&proof, &assertion) {
-            (Proof::Code(code), _) => self.accept_second_factor(&mut tx, user.profile.id, code).await?,
-            (Proof::Passkey { .. }, Some(Some(assertion))) => {
-                self.record_assertion(&mut tx, assertion).await?;
-                Some(Factor::Passkey)
-            }
-            (Proof::Passkey { .. }, _) => None,
-        };
-        let Some(factor) = factor else {
+        let Some(factor) = self.judge(&mut tx, user.profile.id, &proof, assertion).await? else {
             let failures = mfa::fail_challenge(&mut tx, &hash, MAX_CHALLENGE_FAILURES, now).await?;
-            let method = if matches!(proof, Proof::Code(_)) { "code" } else { "passkey" };
             let event = Event::failure("mfa_challenge_failed", Some(user.profile.id))
                 .with("attempt", failures)
-                .with("method", method);
+                .with("method", proof.method());
             audit::record(&mut tx, client, event).await?;
             self.count_mfa_failure(&mut tx, &user, client).await?;
             tx.commit().await?;
-            return Err(if failures >= MAX_CHALLENGE_FAILURES {
-                Error::too_many_attempts()
-            } else if matches!(proof, Proof::Code(_)) {
-                Error::InvalidCode { at_login: true }
-            } else {
-                Error::InvalidCredentials
-            });
+            return Err(if failures >= MAX_CHALLENGE_FAILURES { Error::too_many_attempts() } else { proof.refused() });
         };
         if !mfa::spend_challenge(&mut tx, &hash, now).await? {
             // A parallel request completed this challenge first; dropping the transaction gives the code back.

@@ -85,7 +85,7 @@ pub struct Registered {
 pub(crate) struct Assertion {
     passkey: PasskeyRecord,
     credential: String,
-    user_verified: bool,
+    pub user_verified: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,7 @@ enum Purpose {
     Register,
     Login,
     Mfa,
+    StepUp,
 }
 
 impl Purpose {
@@ -101,6 +102,7 @@ impl Purpose {
             Purpose::Register => "register",
             Purpose::Login => "login",
             Purpose::Mfa => "mfa",
+            Purpose::StepUp => "step_up",
         }
     }
 }
@@ -128,7 +130,7 @@ impl Services {
         &self,
         purpose: Purpose,
         user_id: Option<Uuid>,
-        mfa_token_hash: Option<String>,
+        bound_to: Option<String>,
         state: &impl serde::Serialize,
         options: &impl serde::Serialize,
     ) -> Result<Ceremony> {
@@ -137,7 +139,7 @@ impl Services {
         let record = ChallengeRecord {
             purpose: purpose.as_str().into(),
             user_id,
-            mfa_token_hash,
+            bound_to,
             state: to_json(state)?,
             expires_at: now + clock::duration_ms(CHALLENGE_TTL),
         };
@@ -148,20 +150,20 @@ impl Services {
     }
 
     /// Takes a ceremony's state out of the database (on its own, before anything is verified: a failed
-    /// attempt spends it too), if it is live and was opened for this purpose and pending sign-in (and this
-    /// user, when one is given). Also whose ceremony it was.
+    /// attempt spends it too), if it is live and was opened for this purpose and pending sign-in or session
+    /// (and this user, when one is given). Also whose ceremony it was.
     async fn take_ceremony<S: serde::de::DeserializeOwned>(
         &self,
         challenge_id: &str,
         purpose: Purpose,
         user_id: Option<Uuid>,
-        mfa_token_hash: Option<&str>,
+        bound_to: Option<&str>,
     ) -> Result<(Option<Uuid>, S)> {
         let mut conn = self.db.pool().acquire().await?;
         let taken = passkeys::take_challenge(&mut conn, &random::token_digest(challenge_id)).await?;
         let record = taken
             .filter(|c| c.expires_at > clock::now_ms())
-            .filter(|c| c.purpose == purpose.as_str() && c.mfa_token_hash.as_deref() == mfa_token_hash)
+            .filter(|c| c.purpose == purpose.as_str() && c.bound_to.as_deref() == bound_to)
             .filter(|c| user_id.is_none() || c.user_id == user_id)
             .ok_or_else(expired_challenge)?;
         let state = serde_json::from_str(&record.state)
@@ -357,20 +359,21 @@ impl Services {
                 user_id = Some(user.profile.id);
             }
         }
-        let (options, state) = self.assertion_challenge(allowed)?;
+        let (options, state) = self.assertion_challenge(allowed, UserVerificationPolicy::Preferred)?;
         self.open_ceremony(Purpose::Login, user_id, None, &state, &options).await
     }
 
     fn assertion_challenge(
         &self,
         allowed: Vec<Credential>,
+        verification: UserVerificationPolicy,
     ) -> Result<(webauthn_rs_core::proto::RequestChallengeResponse, AuthenticationState)> {
         let fail = |e: webauthn_rs_core::error::WebauthnError| {
             Error::Internal(anyhow::anyhow!("cannot start a passkey sign-in: {e}"))
         };
         let builder = self
             .webauthn()
-            .new_challenge_authenticate_builder(allowed, Some(UserVerificationPolicy::Preferred))
+            .new_challenge_authenticate_builder(allowed, Some(verification))
             .map_err(fail)?
             .allow_backup_eligible_upgrade(true);
         self.webauthn().generate_challenge_authenticate(builder).map_err(fail)
@@ -483,15 +486,52 @@ impl Services {
         let now = clock::now_ms();
         let challenge = mfa::challenge(self.db.pool(), &hash, "").await?;
         let challenge = challenge.filter(|c| !c.spent && now < c.expires_at).ok_or(Error::InvalidToken)?;
+        let allowed = self.credentials_of(challenge.user_id).await?;
+        let (options, state) = self.assertion_challenge(allowed, UserVerificationPolicy::Preferred)?;
+        self.open_ceremony(Purpose::Mfa, Some(challenge.user_id), Some(hash), &state, &options).await
+    }
+
+    /// A user's passkeys as the library lists them in a challenge; 404 when there are none.
+    async fn credentials_of(&self, user_id: Uuid) -> Result<Vec<Credential>> {
         let mut allowed = Vec::new();
-        for passkey in passkeys::of_user(self.db.pool(), challenge.user_id).await? {
+        for passkey in passkeys::of_user(self.db.pool(), user_id).await? {
             allowed.push(parse_stored(&passkey)?);
         }
         if allowed.is_empty() {
             return Err(Error::NotFound);
         }
-        let (options, state) = self.assertion_challenge(allowed)?;
-        self.open_ceremony(Purpose::Mfa, Some(challenge.user_id), Some(hash), &state, &options).await
+        Ok(allowed)
+    }
+
+    /// The second factor by passkey for a signed-in session that has not given one: a challenge listing
+    /// the account's passkeys, bound to the session. After a passkey sign-in the authenticator must verify
+    /// the person (`domain::passkeys::step_up_needs_user_verification`). 404 when the account has none.
+    pub async fn passkey_step_up_start(&self, auth: &AccessClaims) -> Result<Ceremony> {
+        let allowed = self.credentials_of(auth.sub).await?;
+        let verification = if rules::step_up_needs_user_verification(&auth.amr) {
+            UserVerificationPolicy::Required
+        } else {
+            UserVerificationPolicy::Preferred
+        };
+        let (options, state) = self.assertion_challenge(allowed, verification)?;
+        self.open_ceremony(Purpose::StepUp, Some(auth.sub), Some(auth.sid.to_string()), &state, &options).await
+    }
+
+    /// For `mfa_step_up`: the passkey's answer to a step-up ceremony of this session, or `None` when it is
+    /// refused (which counts as a wrong code), including a passkey that did not verify the person when
+    /// that was needed.
+    pub(crate) async fn step_up_assertion(
+        &self,
+        auth: &AccessClaims,
+        challenge_id: &str,
+        presented: &PublicKeyCredential,
+    ) -> Result<Option<Assertion>> {
+        let session = auth.sid.to_string();
+        let (_, state): (_, AuthenticationState) =
+            self.take_ceremony(challenge_id, Purpose::StepUp, Some(auth.sub), Some(&session)).await?;
+        let needs_verification = rules::step_up_needs_user_verification(&auth.amr);
+        let assertion = self.check_assertion(&state, presented, Some(auth.sub)).await.ok();
+        Ok(assertion.filter(|a| a.user_verified || !needs_verification))
     }
 
     /// For `mfa_challenge`: the passkey's answer to a second-factor ceremony of this pending sign-in, or

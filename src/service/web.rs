@@ -10,6 +10,7 @@ use super::{
     Client, Services,
     accounts::NewAccount,
     mfa::{LoginOutcome, Proof},
+    passkeys::Ceremony,
     sessions::IssuedTokens,
 };
 use crate::{
@@ -222,23 +223,38 @@ impl Services {
         self.web_signed_in(current, tokens).await
     }
 
-    /// Whether a browser's pending sign-in can be finished with a passkey.
-    pub async fn web_pending_has_passkey(&self, current: &BrowserSession) -> Result<bool> {
-        let mfa_token = self.web_mfa_token(current)?;
-        let hash = random::token_digest(&mfa_token);
-        let Some(challenge) = crate::store::mfa::challenge(self.db.pool(), &hash, "").await? else {
-            return Ok(false);
-        };
-        Ok(crate::store::passkeys::count(self.db.pool(), challenge.user_id).await? > 0)
-    }
-
-    /// The second factor for a session signed in with a password only (see `mfa_step_up`).
-    pub async fn web_step_up(&self, current: &BrowserSession, code: &str, client: &Client) -> Result<Step> {
+    /// The second factor for a session signed in with one (see `mfa_step_up`).
+    pub async fn web_step_up(&self, current: &BrowserSession, proof: Proof<'_>, client: &Client) -> Result<Step> {
         let BrowserState::SignedIn { claims, .. } = &current.state else {
             return Err(Error::InvalidToken);
         };
-        let tokens = self.mfa_step_up(claims, code, client).await?;
+        let tokens = self.mfa_step_up(claims, proof, client).await?;
         self.web_signed_in(current, tokens).await
+    }
+
+    /// A passkey ceremony for `/login/mfa`: the second step of a pending sign-in, or a signed-in session's
+    /// step-up.
+    pub async fn web_second_factor_passkey_start(&self, current: &BrowserSession) -> Result<Ceremony> {
+        match &current.state {
+            BrowserState::SignedIn { claims, .. } => self.passkey_step_up_start(claims).await,
+            _ => self.passkey_mfa_start(&self.web_mfa_token(current)?).await,
+        }
+    }
+
+    /// Whether `/login/mfa` offers a passkey: the account behind the pending sign-in or session has one.
+    pub async fn web_second_factor_has_passkey(&self, current: &BrowserSession) -> Result<bool> {
+        let user_id = match &current.state {
+            BrowserState::SignedIn { claims, .. } => claims.sub,
+            BrowserState::SecondFactorOwed { .. } => {
+                let hash = random::token_digest(&self.web_mfa_token(current)?);
+                match crate::store::mfa::challenge(self.db.pool(), &hash, "").await? {
+                    Some(challenge) => challenge.user_id,
+                    None => return Ok(false),
+                }
+            }
+            BrowserState::Anonymous => return Ok(false),
+        };
+        Ok(crate::store::passkeys::count(self.db.pool(), user_id).await? > 0)
     }
 
     /// A registration, signed in at once; `None` when the address must be confirmed first.

@@ -109,7 +109,9 @@ pub async fn delete_all(conn: &mut AnyConnection, user_id: Uuid) -> Result<u64> 
 pub struct ChallengeRecord {
     pub purpose: String,
     pub user_id: Option<Uuid>,
-    pub mfa_token_hash: Option<String>,
+    /// What the ceremony belongs to, in the `mfa_token_hash` column: the pending sign-in's `mfa_token` hash
+    /// ("mfa") or the session's id ("step_up").
+    pub bound_to: Option<String>,
     pub state: String,
     pub expires_at: i64,
 }
@@ -123,7 +125,7 @@ pub async fn insert_challenge(conn: &mut AnyConnection, id_hash: &str, c: &Chall
     .bind(id_hash)
     .bind(&c.purpose)
     .bind(c.user_id.map(|u| u.to_string()))
-    .bind(&c.mfa_token_hash)
+    .bind(&c.bound_to)
     .bind(&c.state)
     .bind(c.expires_at)
     .execute(conn)
@@ -145,7 +147,7 @@ pub async fn take_challenge(conn: &mut AnyConnection, id_hash: &str) -> Result<O
         Ok(ChallengeRecord {
             purpose,
             user_id: user_id.as_deref().map(parse_id).transpose()?,
-            mfa_token_hash,
+            bound_to: mfa_token_hash,
             state,
             expires_at,
         })

@@ -206,20 +206,21 @@ async fn passkey_submit(
         Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
         // "Invalid username or password" would puzzle someone who typed neither.
         Err(Error::InvalidCredentials) => {
-            let words = "This passkey was not accepted: it may have been removed from its account. \
-                         Sign in with your password, or try another passkey.";
-            login_refused(&app, &next, session.csrf, String::new(), StatusCode::UNAUTHORIZED, words.into()).await
+            let words = format!("{PASSKEY_REFUSED} Sign in with your password, or try another passkey.");
+            login_refused(&app, &next, session.csrf, String::new(), StatusCode::UNAUTHORIZED, words).await
         }
         Err(e) => login_failed(&app, &next, session.csrf, String::new(), e).await,
     }
 }
 
+/// What a refused passkey is told, on the sign-in pages.
+const PASSKEY_REFUSED: &str = "This passkey was not accepted: it may have been removed from its account.";
+
 async fn mfa_passkey_options(
     State(app): State<AppState>,
     SessionForm(session, NoFields {}): SessionForm<NoFields>,
 ) -> Result<Response, ApiError> {
-    let mfa_token = app.web_mfa_token(&session)?;
-    Ok(axum::Json(app.passkey_mfa_start(&mfa_token).await?).into_response())
+    Ok(axum::Json(app.web_second_factor_passkey_start(&session).await?).into_response())
 }
 
 #[derive(Template)]
@@ -229,7 +230,7 @@ struct MfaPage {
     next: String,
     /// A signed-in session giving the second factor an application asks for, not a sign-in finishing.
     step_up: bool,
-    /// The account has a passkey to finish the sign-in with.
+    /// The account has a passkey to give as the second factor.
     passkey: bool,
     error: Option<String>,
 }
@@ -274,7 +275,7 @@ async fn mfa_page(
         BrowserState::SignedIn { .. } => true,
         BrowserState::Anonymous => return Ok(sign_in_again(&next)),
     };
-    let passkey = !step_up && app.web_pending_has_passkey(&session).await?;
+    let passkey = app.web_second_factor_has_passkey(&session).await?;
     let next_path = next.next.clone().unwrap_or_default();
     let page = MfaPage { csrf: session.csrf, next: next_path, step_up, passkey, error: None };
     leading_on(&app, &next, render(StatusCode::OK, &page)).await
@@ -296,31 +297,39 @@ async fn mfa_submit(
     SessionForm(session, form): SessionForm<SecondFactorForm>,
 ) -> Result<Response, PageError> {
     let step_up = matches!(session.state, BrowserState::SignedIn { .. });
-    let result = match &form.passkey {
-        _ if step_up => app.web_step_up(&session, &form.code, &client).await,
-        None => app.web_second_factor(&session, Proof::Code(&form.code), &client).await,
-        Some(passkey) => match passkey.credential() {
-            Ok(credential) => {
-                let proof = Proof::Passkey { challenge_id: &passkey.challenge_id, credential: &credential };
-                app.web_second_factor(&session, proof, &client).await
-            }
-            Err(e) => Err(e),
-        },
-    };
+    let result = async {
+        let credential = form.passkey.as_ref().map(|p| p.credential().map(|c| (p, c))).transpose()?;
+        let proof = match &credential {
+            None => Proof::Code(&form.code),
+            Some((passkey, credential)) => Proof::Passkey { challenge_id: &passkey.challenge_id, credential },
+        };
+        if step_up {
+            app.web_step_up(&session, proof, &client).await
+        } else {
+            app.web_second_factor(&session, proof, &client).await
+        }
+    }
+    .await;
     match result {
         Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
         // A spent or expired sign-in starts over.
         Err(Error::InvalidToken) => Ok(sign_in_again(&next)),
         Err(Error::TooManyRequests { .. }) if !step_up => Ok(sign_in_again(&next)),
         Err(e) => {
-            let passkey = !step_up && app.web_pending_has_passkey(&session).await?;
+            let passkey = app.web_second_factor_has_passkey(&session).await?;
+            let refused_passkey = matches!(e, Error::InvalidCredentials);
             let api = ApiError::from(e);
+            let error = if refused_passkey {
+                format!("{PASSKEY_REFUSED} Try another passkey, or a code.")
+            } else {
+                api.body.message
+            };
             let page = MfaPage {
                 csrf: session.csrf,
                 next: next.next.clone().unwrap_or_default(),
                 step_up,
                 passkey,
-                error: Some(api.body.message),
+                error: Some(error),
             };
             leading_on(&app, &next, render(api.status, &page)).await
         }

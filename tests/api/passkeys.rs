@@ -371,41 +371,72 @@ async fn ceremony(app: &TestApp, browser: &reqwest::Client, options_path: &str, 
     expect_json(options, StatusCode::OK).await
 }
 
-async fn the_pages_run_the_ceremonies(app: &TestApp) {
-    let email = format!("pages-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let (signed_in, _) = app.signed_in_browser(&email).await;
-    let account = signed_in.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+/// Adds a passkey from a signed-in browser's account page, as the page's script does.
+async fn add_passkey_in_browser(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    verifies_user: bool,
+) -> (SoftPasskey, String) {
+    let account = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(account.contains(r#"data-passkey="register""#));
     let csrf = crate::helpers::csrf_of(&account);
-    let start = ceremony(app, &signed_in, "/account/passkeys/options", &csrf).await;
-    let (mut passkey, credential) = SoftPasskey::create(&start["options"], &origin_of(app), true, 1);
+    let start = ceremony(app, browser, "/account/passkeys/options", &csrf).await;
+    let (passkey, credential) = SoftPasskey::create(&start["options"], &origin_of(app), verifies_user, 1);
     let form = [
-        ("csrf", csrf.clone()),
+        ("csrf", csrf),
         ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
         ("credential", credential.to_string()),
         ("name", "Laptop".into()),
     ];
-    let added = signed_in.post(app.url("/account/passkeys")).form(&form).send().await.unwrap();
+    let added = browser.post(app.url("/account/passkeys")).form(&form).send().await.unwrap();
     assert_eq!(added.status(), StatusCode::OK);
-    assert_eq!(added.text().await.unwrap().matches("<li><code>").count(), 10, "the first factor's backup codes");
-    let account = signed_in.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
-    assert!(account.contains("Laptop") && account.contains("Remove Laptop"), "listed with its remove form");
+    (passkey, added.text().await.unwrap())
+}
 
-    // A new browser signs in with the passkey alone.
-    let anonymous = browser();
-    let login = anonymous.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
-    assert!(login.contains(r#"data-passkey="login""#) && login.contains(r#"autocomplete="username webauthn""#));
-    let csrf = crate::helpers::csrf_of(&login);
-    let start = ceremony(app, &anonymous, "/login/passkey/options", &csrf).await;
+/// Answers a page's passkey ceremony: options from `options_path`, the answer posted to `answer_path`.
+async fn answer_on_page(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    page: &str,
+    (options_path, answer_path): (&str, &str),
+    passkey: &mut SoftPasskey,
+) -> (Value, reqwest::Response) {
+    let html = browser.get(app.url(page)).send().await.unwrap().text().await.unwrap();
+    let csrf = crate::helpers::csrf_of(&html);
+    let start = ceremony(app, browser, options_path, &csrf).await;
     let answer = passkey.get(&start["options"]);
     let form = [
         ("csrf", csrf),
         ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
         ("credential", answer.to_string()),
     ];
-    let done = anonymous.post(app.url("/login/passkey")).form(&form).send().await.unwrap();
+    (start["options"].clone(), browser.post(app.url(answer_path)).form(&form).send().await.unwrap())
+}
+
+const SIGN_IN: (&str, &str) = ("/login/passkey/options", "/login/passkey");
+const SECOND_FACTOR: (&str, &str) = ("/login/mfa/passkey/options", "/login/mfa");
+
+/// A new browser signed in with `passkey` alone.
+async fn passkey_browser(app: &TestApp, passkey: &mut SoftPasskey) -> reqwest::Client {
+    let anonymous = browser();
+    let login = anonymous.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(r#"data-passkey="login""#) && login.contains(r#"autocomplete="username webauthn""#));
+    let (_, done) = answer_on_page(app, &anonymous, "/login", SIGN_IN, passkey).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(done.headers()["location"], "/account");
+    anonymous
+}
+
+async fn the_pages_run_the_ceremonies(app: &TestApp) {
+    let email = format!("pages-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (signed_in, _) = app.signed_in_browser(&email).await;
+    let (mut passkey, added) = add_passkey_in_browser(app, &signed_in, true).await;
+    assert_eq!(added.matches("<li><code>").count(), 10, "the first factor's backup codes");
+    let account = signed_in.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("Laptop") && account.contains("Remove Laptop"), "listed with its remove form");
+
+    // A new browser signs in with the passkey alone.
+    let anonymous = passkey_browser(app, &mut passkey).await;
     let account = anonymous.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(account.contains(&email));
 
@@ -417,20 +448,68 @@ async fn the_pages_run_the_ceremonies(app: &TestApp) {
     assert!(owed.headers()["location"].to_str().unwrap().starts_with("/login/mfa"));
     let mfa = second.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
     assert!(mfa.contains(r#"data-passkey="mfa""#));
-    let csrf = crate::helpers::csrf_of(&mfa);
-    let start = ceremony(app, &second, "/login/mfa/passkey/options", &csrf).await;
-    let answer = passkey.get(&start["options"]);
-    let form = [
-        ("csrf", csrf),
-        ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
-        ("credential", answer.to_string()),
-    ];
-    let done = second.post(app.url("/login/mfa")).form(&form).send().await.unwrap();
+    let (_, done) = answer_on_page(app, &second, "/login/mfa", SECOND_FACTOR, &mut passkey).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let account = second.get(app.url("/account")).send().await.unwrap();
     assert_eq!(account.status(), StatusCode::OK);
 }
 on_both!(the_pages_run_the_ceremonies);
+
+/// Whether the browser's session gave two factors: `/login/mfa` then sends it straight on.
+async fn gave_two_factors(app: &TestApp, browser: &reqwest::Client) -> bool {
+    let page = browser.get(app.url("/login/mfa")).send().await.unwrap();
+    match page.status() {
+        StatusCode::SEE_OTHER => true,
+        StatusCode::OK => false,
+        other => panic!("/login/mfa answered {other}"),
+    }
+}
+
+/// A session signed in with one factor gives a passkey when an application wants two (`/login/mfa`):
+/// after a password any of the account's passkeys; after a passkey only one that verifies the person; and
+/// a step-up ceremony serves only the session it was opened for.
+async fn a_passkey_steps_a_session_up(app: &TestApp) {
+    let email = format!("step-up-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (password_only, _) = app.signed_in_browser(&email).await;
+    let (mut passkey, _) = add_passkey_in_browser(app, &password_only, false).await;
+    // The session that added the passkey has still given the password alone.
+    let page = password_only.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("asks for a second factor") && page.contains(r#"data-passkey="mfa""#), "{page}");
+    let (options, done) = answer_on_page(app, &password_only, "/login/mfa", SECOND_FACTOR, &mut passkey).await;
+    assert_eq!(options["publicKey"]["userVerification"], "preferred", "a password and a passkey are two factors");
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert!(gave_two_factors(app, &password_only).await);
+
+    // Signed in with the passkey, which verified nobody: one factor, and the same passkey is not a second.
+    let passkey_only = passkey_browser(app, &mut passkey).await;
+    assert!(!gave_two_factors(app, &passkey_only).await);
+    let (options, refused) = answer_on_page(app, &passkey_only, "/login/mfa", SECOND_FACTOR, &mut passkey).await;
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.text().await.unwrap().contains("This passkey was not accepted"));
+    assert!(!gave_two_factors(app, &passkey_only).await);
+
+    // Another session's step-up ceremony is no use here, even answered by a verifying passkey.
+    let other = passkey_browser(app, &mut passkey).await;
+    passkey.verifies_user = true;
+    let other_page = other.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let start = ceremony(app, &other, SECOND_FACTOR.0, &crate::helpers::csrf_of(&other_page)).await;
+    let page = passkey_only.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", crate::helpers::csrf_of(&page)),
+        ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
+        ("credential", passkey.get(&start["options"]).to_string()),
+    ];
+    let misplaced = passkey_only.post(app.url("/login/mfa")).form(&form).send().await.unwrap();
+    assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!gave_two_factors(app, &passkey_only).await);
+
+    // A passkey that verifies the person is a second factor on its own.
+    let (_, done) = answer_on_page(app, &passkey_only, "/login/mfa", SECOND_FACTOR, &mut passkey).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert!(gave_two_factors(app, &passkey_only).await);
+}
+on_both!(a_passkey_steps_a_session_up);
 
 async fn an_admin_sees_and_removes_a_users_passkeys(app: &TestApp) {
     use latchkey::{domain::roles::Role, service::accounts::InitialPassword};
