@@ -142,6 +142,15 @@ async fn a_person_signs_in_with_a_passkey_in_chromium() {
     s.open("/account").await;
     assert!(s.text("#passkeys").await.contains("Chromium laptop"));
     s.page_state("passkeys_added").await;
+
+    // The session that added it gave the password alone: the step-up page takes the passkey as its second
+    // factor and goes on to where it was asked to.
+    s.open("/login/mfa?next=%2Faccount").await;
+    s.page_state("step_up_passkey").await;
+    s.click("button[data-passkey=mfa]").await;
+    s.expect_path("/account").await;
+    let stepped_up = app.services.audit_events(&AuditQuery::latest(Some(user), Some("mfa_step_up"), 1)).await;
+    assert_eq!(stepped_up.unwrap().first().expect("a step-up").detail["method"], "pop");
     let mut counter = sign_count(&s.client, &authenticator).await;
 
     // Usernameless sign-in, several times; each one moves the signature counter on.
