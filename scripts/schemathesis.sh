@@ -2,7 +2,9 @@
 # Fuzzes every operation of the OpenAPI document with schemathesis, against a server started here on a free
 # port with a fresh SQLite database, and fails on any finding. First the served /openapi.json is validated
 # against the OpenAPI 3.1 schema (openapi-spec-validator); then schemathesis runs its examples, coverage and
-# fuzzing phases in both modes (data the schema allows, and data it forbids) on every operation, signed in
+# fuzzing phases in both modes (data the schema allows, and data it forbids) on every operation, and its
+# stateful phase (sequences that feed one answer's ids into the next request, along the links schemathesis
+# infers from the schemas: an admin creates a client, then reads, changes and deletes it), signed in
 # as a registered user, and once more on the `admin` operations signed in as an administrator, with these
 # checks on every answer:
 #   not_a_server_error            no 5xx
@@ -102,7 +104,7 @@ checks+=,response_headers_conformance,negative_data_rejection,positive_data_acce
 # before 3.11.9 can fail that (`SystemError: AST constructor recursion depth mismatch`, CPython gh-106905).
 fuzz() {
   "$VENV/bin/st" --config-file scripts/schemathesis.toml --no-color run "$base/openapi.json" \
-    --phases examples,coverage,fuzzing --mode all --max-examples "$EXAMPLES" "${seed_args[@]}" \
+    --phases examples,coverage,fuzzing,stateful --mode all --max-examples "$EXAMPLES" "${seed_args[@]}" \
     --checks "$checks" --workers 1 --generation-database none --request-timeout 10 \
     --report junit --report-dir "$REPORTS" "$@"
 }
