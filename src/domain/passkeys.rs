@@ -43,7 +43,8 @@ pub fn covers(rp_id: &str, host: &str) -> bool {
 
 /// Whether a passkey can be the second factor of a session signed in by `session_amr` only if its
 /// authenticator verifies the person (PIN, biometrics). After a password any passkey is a second kind of
-/// factor; after a passkey that verified nobody, a second thing one has is not.
+/// factor; after a passkey that verified nobody, a second thing one has is not. Only a typed password gives a
+/// session "pwd" (password sign-in and registration): a new way to sign in names its own method.
 pub fn step_up_needs_user_verification(session_amr: &[String]) -> bool {
     !session_amr.iter().any(|method| method == "pwd")
 }

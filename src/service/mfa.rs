@@ -86,6 +86,11 @@ impl Factor {
     }
 }
 
+/// A step-up asked of a session that gave its second factor.
+pub(super) fn already_passed() -> Error {
+    Error::Conflict { code: "mfa_already_passed", message: "This session passed the second factor." }
+}
+
 fn already_enabled() -> Error {
     Error::Conflict { code: "mfa_already_enabled", message: "Two-factor authentication is already on." }
 }
@@ -157,7 +162,6 @@ impl Services {
         }
     }
 
-    /// A 6-digit code is a TOTP code; anything else is tried as a backup code.
     /// A second step's proof, in `tx`: a code is checked and spent here; a passkey's answer was checked
     /// before (`assertion`, `None` inside when refused) and what it changed on the passkey is stored here.
     async fn judge(
@@ -177,6 +181,7 @@ impl Services {
         }
     }
 
+    /// A 6-digit code is a TOTP code; anything else is tried as a backup code.
     async fn accept_second_factor(&self, tx: &mut Tx, user_id: Uuid, code: &str) -> Result<Option<Factor>> {
         let trimmed = code.trim();
         if trimmed.len() == totp::DIGITS && trimmed.bytes().all(|b| b.is_ascii_digit()) {
@@ -314,10 +319,7 @@ impl Services {
             return Err(not_enabled());
         }
         if auth.mfa {
-            return Err(Error::Conflict {
-                code: "mfa_already_passed",
-                message: "This session passed the second factor.",
-            });
+            return Err(already_passed());
         }
         // A passkey's challenge is spent before its answer is judged, whatever comes of it.
         let assertion = match proof {
@@ -346,9 +348,12 @@ impl Services {
         let amr = auth.methods_with(factor.methods());
         // The new session ends when the old one would have: a code renews no lifetime.
         let tokens = self.open_session_until(&mut tx, &user, &amr, client, auth.exp * 1000).await?;
-        let event = Event::success("mfa_step_up", user.profile.id)
+        let mut event = Event::success("mfa_step_up", user.profile.id)
             .with("method", factor.amr())
             .with("replaced_session", auth.sid.to_string());
+        if let Factor::Passkey { user_verified } = factor {
+            event = event.with("user_verified", user_verified);
+        }
         audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         self.revocations.add([auth.sid], now);

@@ -507,6 +507,9 @@ impl Services {
     /// the account's passkeys, bound to the session. After a passkey sign-in the authenticator must verify
     /// the person (`domain::passkeys::step_up_needs_user_verification`). 404 when the account has none.
     pub async fn passkey_step_up_start(&self, auth: &AccessClaims) -> Result<Ceremony> {
+        if auth.mfa {
+            return Err(super::mfa::already_passed());
+        }
         let allowed = self.credentials_of(auth.sub).await?;
         let verification = if rules::step_up_needs_user_verification(&auth.amr) {
             UserVerificationPolicy::Required

@@ -504,10 +504,35 @@ async fn a_passkey_steps_a_session_up(app: &TestApp) {
     assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!gave_two_factors(app, &passkey_only).await);
 
+    // Nor is a sign-in's ceremony, nor another account's passkey.
+    let page = passkey_only.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let csrf = crate::helpers::csrf_of(&page);
+    let sign_in = ceremony(app, &passkey_only, SIGN_IN.0, &csrf).await;
+    let form = [
+        ("csrf", csrf),
+        ("challenge_id", sign_in["challenge_id"].as_str().unwrap().to_string()),
+        ("credential", passkey.get(&sign_in["options"]).to_string()),
+    ];
+    let misplaced = passkey_only.post(app.url("/login/mfa")).form(&form).send().await.unwrap();
+    assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, stranger) = app.new_user().await;
+    let (mut foreign, _) = add_passkey(app, &token(&stranger, "access_token"), true).await;
+    let (_, refused) = answer_on_page(app, &passkey_only, "/login/mfa", SECOND_FACTOR, &mut foreign).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(!gave_two_factors(app, &passkey_only).await);
+
     // A passkey that verifies the person is a second factor on its own.
     let (_, done) = answer_on_page(app, &passkey_only, "/login/mfa", SECOND_FACTOR, &mut passkey).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert!(gave_two_factors(app, &passkey_only).await);
+    let user = app.services.find_user(&email).await.unwrap().profile.id;
+    let query = latchkey::store::audit::AuditQuery::latest(Some(user), Some("mfa_step_up"), 1);
+    let events = app.services.audit_events(&query).await.unwrap();
+    assert_eq!(events[0].detail["user_verified"], true, "{:?}", events[0].detail);
+    let account = passkey_only.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let csrf = crate::helpers::csrf_of(&account);
+    let options = passkey_only.post(app.url(SECOND_FACTOR.0)).form(&[("csrf", csrf)]).send().await.unwrap();
+    expect_error(options, StatusCode::CONFLICT, "mfa_already_passed").await;
 }
 on_both!(a_passkey_steps_a_session_up);
 
