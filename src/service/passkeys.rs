@@ -380,17 +380,18 @@ impl Services {
     }
 
     /// Checks a passkey's answer against the ceremony: the credential must be registered, to the user the
-    /// user handle names (and to `owner`, when the ceremony was for one account). `Err` carries the owner,
-    /// when known, for the audit.
+    /// user handle names (and to `owner`, when the ceremony was for one account). A refusal carries the
+    /// owner, when known, for the audit; a database that fails is an error, not a refusal (it must not count
+    /// towards anyone's lock).
     async fn check_assertion(
         &self,
         state: &AuthenticationState,
         presented: &PublicKeyCredential,
         owner: Option<Uuid>,
-    ) -> Result<Assertion, Option<Uuid>> {
+    ) -> Result<Result<Assertion, Option<Uuid>>> {
         let credential_id = rules::credential_id_text(&presented.raw_id);
-        let Ok(Some(passkey)) = passkeys::by_credential_id(self.db.pool(), &credential_id).await else {
-            return Err(None);
+        let Some(passkey) = passkeys::by_credential_id(self.db.pool(), &credential_id).await? else {
+            return Ok(Err(None));
         };
         let holder = Some(passkey.user_id);
         let handle_matches = presented.get_user_unique_id().is_none_or(|h| h == passkey.user_id.as_bytes());
@@ -398,16 +399,19 @@ impl Services {
         // Without a known owner the user handle is what names the account: it must be there.
         let named = owner.is_some() || presented.get_user_unique_id().is_some();
         if !(handle_matches && for_holder && named) {
-            return Err(holder);
+            return Ok(Err(holder));
         }
-        let stored = parse_stored(&passkey).map_err(|_| holder)?;
+        let stored = parse_stored(&passkey)?;
         let prepared = rules::prepared_for(&stored, presented.response.authenticator_data.as_ref());
-        let result = self.webauthn().authenticate_single_credential(presented, state, &prepared).map_err(|e| {
-            tracing::info!(error = %e, "a passkey sign-in did not verify");
-            holder
-        })?;
-        let credential = to_json(&rules::after_sign_in(prepared, &result)).map_err(|_| holder)?;
-        Ok(Assertion { passkey, credential, user_verified: result.user_verified() })
+        let result = match self.webauthn().authenticate_single_credential(presented, state, &prepared) {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::info!(error = %e, "a passkey sign-in did not verify");
+                return Ok(Err(holder));
+            }
+        };
+        let credential = to_json(&rules::after_sign_in(prepared, &result))?;
+        Ok(Ok(Assertion { passkey, credential, user_verified: result.user_verified() }))
     }
 
     /// A sign-in's second step: a session, multi-factor when the authenticator verified the user. Locked
@@ -421,7 +425,7 @@ impl Services {
     ) -> Result<IssuedTokens> {
         let (owner, state): (_, AuthenticationState) =
             self.take_ceremony(challenge_id, Purpose::Login, None, None).await?;
-        let assertion = match self.check_assertion(&state, presented, owner).await {
+        let assertion = match self.check_assertion(&state, presented, owner).await? {
             Ok(assertion) => assertion,
             Err(holder) => return Err(self.passkey_refused(holder, client).await),
         };
@@ -533,7 +537,7 @@ impl Services {
         let (_, state): (_, AuthenticationState) =
             self.take_ceremony(challenge_id, Purpose::StepUp, Some(auth.sub), Some(&session)).await?;
         let needs_verification = rules::step_up_needs_user_verification(&auth.amr);
-        let assertion = self.check_assertion(&state, presented, Some(auth.sub)).await.ok();
+        let assertion = self.check_assertion(&state, presented, Some(auth.sub)).await?.ok();
         Ok(assertion.filter(|a| a.user_verified || !needs_verification))
     }
 
@@ -548,7 +552,7 @@ impl Services {
     ) -> Result<Option<Assertion>> {
         let (_, state): (_, AuthenticationState) =
             self.take_ceremony(challenge_id, Purpose::Mfa, Some(user_id), Some(mfa_token_hash)).await?;
-        Ok(self.check_assertion(&state, presented, Some(user_id)).await.ok())
+        Ok(self.check_assertion(&state, presented, Some(user_id)).await?.ok())
     }
 
     /// Stores what a second-factor passkey sign-in changed on the passkey (counter, flags, last use).

@@ -331,6 +331,26 @@ async fn foreign_and_unknown_passkeys_are_refused(app: &TestApp) {
 }
 on_both!(foreign_and_unknown_passkeys_are_refused);
 
+/// A stored passkey the server cannot read is the server's fault: an error, not a refused passkey that
+/// would count towards its owner's lock.
+async fn an_unreadable_stored_passkey_is_an_error_not_a_refusal(app: &TestApp) {
+    let (_, pair) = app.new_user().await;
+    let (mut passkey, added) = add_passkey(app, &token(&pair, "access_token"), true).await;
+    sqlx::query("UPDATE passkeys SET credential = '{' WHERE id = $1")
+        .bind(added["id"].as_str().unwrap())
+        .execute(app.services.db.pool())
+        .await
+        .unwrap();
+    let refusals = latchkey::store::audit::AuditQuery::latest(None, Some("passkey_login_failed"), 100);
+    let refused_before = app.services.audit_events(&refusals).await.unwrap().len();
+    let start = login_start(app).await;
+    let credential = passkey.get(&start["options"]);
+    let answer = login_finish(app, &start, credential).await;
+    expect_error(answer, StatusCode::INTERNAL_SERVER_ERROR, "internal_error").await;
+    assert_eq!(app.services.audit_events(&refusals).await.unwrap().len(), refused_before, "not audited as refused");
+}
+on_both!(an_unreadable_stored_passkey_is_an_error_not_a_refusal);
+
 async fn removing_the_last_passkey_needs_the_password_and_turns_mfa_off(app: &TestApp) {
     let (_, pair) = app.new_user().await;
     let (mut passkey, added) = add_passkey(app, &token(&pair, "access_token"), true).await;
