@@ -233,7 +233,7 @@ async fn regenerate(
     ClientInfo(client): ClientInfo,
     Json(body): Json<CodeRequest>,
 ) -> Result<axum::Json<BackupCodes>, ApiError> {
-    let backup_codes = app.regenerate_backup_codes(&auth, &body.code, &client).await?;
+    let backup_codes = app.regenerate_backup_codes(&auth, Proof::Code(&body.code), &client).await?;
     Ok(axum::Json(BackupCodes { backup_codes }))
 }
 

@@ -277,17 +277,36 @@ impl Services {
     pub async fn regenerate_backup_codes(
         &self,
         auth: &AccessClaims,
-        code: &str,
+        proof: Proof<'_>,
         client: &Client,
     ) -> Result<Vec<String>> {
         let user = self.enrolled_user_with_step_up(auth).await?;
+        let assertion = match proof {
+            Proof::Code(_) => None,
+            Proof::Passkey { challenge_id, credential } => {
+                Some(self.backup_codes_assertion(auth, challenge_id, credential).await?)
+            }
+        };
         let now = clock::now_ms();
         let mut tx = self.db.begin().await?;
-        if !self.accept_totp(&mut tx, user.profile.id, code, false).await? {
-            return Err(Error::InvalidCode { at_login: false });
+        // API.md: the code is a TOTP code (a backup code cannot renew the codes it belongs to).
+        let proven = match (&proof, assertion) {
+            (Proof::Code(code), _) => self.accept_totp(&mut tx, user.profile.id, code, false).await?,
+            (Proof::Passkey { .. }, Some(Some(assertion))) => {
+                self.record_assertion(&mut tx, &assertion).await?;
+                true
+            }
+            (Proof::Passkey { .. }, _) => false,
+        };
+        if !proven {
+            return Err(match proof {
+                Proof::Code(_) => Error::InvalidCode { at_login: false },
+                Proof::Passkey { .. } => Error::invalid_field("credential", "This passkey was not accepted."),
+            });
         }
         let codes = self.store_new_backup_codes(&mut tx, user.profile.id, now).await?;
-        audit::record(&mut tx, client, Event::success("backup_codes_regenerated", user.profile.id)).await?;
+        let event = Event::success("backup_codes_regenerated", user.profile.id).with("method", proof.method());
+        audit::record(&mut tx, client, event).await?;
         tx.commit().await?;
         Ok(codes)
     }

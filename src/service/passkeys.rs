@@ -94,6 +94,8 @@ enum Purpose {
     Login,
     Mfa,
     StepUp,
+    /// New backup codes for an account without TOTP, confirmed with one of its passkeys.
+    BackupCodes,
 }
 
 impl Purpose {
@@ -103,6 +105,7 @@ impl Purpose {
             Purpose::Login => "login",
             Purpose::Mfa => "mfa",
             Purpose::StepUp => "step_up",
+            Purpose::BackupCodes => "backup_codes",
         }
     }
 }
@@ -514,14 +517,55 @@ impl Services {
         if auth.mfa {
             return Err(super::mfa::already_passed());
         }
-        let allowed = self.credentials_of(auth.sub).await?;
         let verification = if rules::step_up_needs_user_verification(&auth.amr) {
             UserVerificationPolicy::Required
         } else {
             UserVerificationPolicy::Preferred
         };
+        self.session_ceremony(auth, Purpose::StepUp, verification).await
+    }
+
+    /// A passkey to confirm new backup codes with, for an account without TOTP (whose codes would otherwise
+    /// never be renewed): a challenge listing the account's passkeys, bound to the session.
+    pub async fn passkey_backup_codes_start(&self, auth: &AccessClaims) -> Result<Ceremony> {
+        self.session_ceremony(auth, Purpose::BackupCodes, UserVerificationPolicy::Preferred).await
+    }
+
+    /// A ceremony for a signed-in session, for one `purpose`, listing the account's passkeys.
+    async fn session_ceremony(
+        &self,
+        auth: &AccessClaims,
+        purpose: Purpose,
+        verification: UserVerificationPolicy,
+    ) -> Result<Ceremony> {
+        let allowed = self.credentials_of(auth.sub).await?;
         let (options, state) = self.assertion_challenge(allowed, verification)?;
-        self.open_ceremony(Purpose::StepUp, Some(auth.sub), Some(auth.sid.to_string()), &state, &options).await
+        self.open_ceremony(purpose, Some(auth.sub), Some(auth.sid.to_string()), &state, &options).await
+    }
+
+    /// The passkey's answer to a ceremony `session_ceremony` opened for this session and `purpose`, or
+    /// `None` when it is refused.
+    async fn session_assertion(
+        &self,
+        auth: &AccessClaims,
+        purpose: Purpose,
+        challenge_id: &str,
+        presented: &PublicKeyCredential,
+    ) -> Result<Option<Assertion>> {
+        let session = auth.sid.to_string();
+        let (_, state): (_, AuthenticationState) =
+            self.take_ceremony(challenge_id, purpose, Some(auth.sub), Some(&session)).await?;
+        Ok(self.check_assertion(&state, presented, Some(auth.sub)).await?.ok())
+    }
+
+    /// For `regenerate_backup_codes`: the passkey's answer to this session's backup-codes ceremony.
+    pub(crate) async fn backup_codes_assertion(
+        &self,
+        auth: &AccessClaims,
+        challenge_id: &str,
+        presented: &PublicKeyCredential,
+    ) -> Result<Option<Assertion>> {
+        self.session_assertion(auth, Purpose::BackupCodes, challenge_id, presented).await
     }
 
     /// For `mfa_step_up`: the passkey's answer to a step-up ceremony of this session, or `None` when it is
@@ -533,11 +577,8 @@ impl Services {
         challenge_id: &str,
         presented: &PublicKeyCredential,
     ) -> Result<Option<Assertion>> {
-        let session = auth.sid.to_string();
-        let (_, state): (_, AuthenticationState) =
-            self.take_ceremony(challenge_id, Purpose::StepUp, Some(auth.sub), Some(&session)).await?;
         let needs_verification = rules::step_up_needs_user_verification(&auth.amr);
-        let assertion = self.check_assertion(&state, presented, Some(auth.sub)).await?.ok();
+        let assertion = self.session_assertion(auth, Purpose::StepUp, challenge_id, presented).await?;
         Ok(assertion.filter(|a| a.user_verified || !needs_verification))
     }
 

@@ -17,6 +17,7 @@ use super::{
     pages::render,
     readable::{EventRow, SessionRow, When, when},
     session::{NoFields, PageError, SignedIn, SignedInForm},
+    sign_in::SecondFactorForm,
 };
 use crate::{
     app::AppState,
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/mfa/setup", post(mfa_setup))
         .route("/account/mfa/enable", post(mfa_enable))
         .route("/account/mfa/regenerate", post(regenerate))
+        .route("/account/mfa/regenerate/options", post(regenerate_options))
         .route("/account/mfa/disable", post(mfa_disable))
         .route("/account/sessions/revoke", post(revoke))
         .route("/account/sessions/revoke-all", post(revoke_all))
@@ -267,14 +269,27 @@ async fn mfa_enable(
     show_codes(&app, &session, result).await
 }
 
+/// New backup codes, confirmed with a TOTP code or (an account without TOTP) a passkey.
 async fn regenerate(
     State(app): State<AppState>,
     ClientInfo(client): ClientInfo,
-    SignedInForm(session, form): SignedInForm<CodeForm>,
+    SignedInForm(session, form): SignedInForm<SecondFactorForm>,
 ) -> Result<Response, PageError> {
     let (_, claims) = parts(&session)?;
-    let result = app.regenerate_backup_codes(claims, &form.code, &client).await;
+    let result = match form.given() {
+        Ok(given) => app.regenerate_backup_codes(claims, given.as_proof(), &client).await,
+        Err(e) => Err(e),
+    };
     show_codes(&app, &session, result).await
+}
+
+/// The passkey ceremony for new backup codes (the page's script asks for it; JSON).
+async fn regenerate_options(
+    State(app): State<AppState>,
+    SignedInForm(session, NoFields {}): SignedInForm<NoFields>,
+) -> Result<Response, ApiError> {
+    let (_, claims) = parts(&session).map_err(|_| crate::error::Error::InvalidToken)?;
+    Ok(axum::Json(app.passkey_backup_codes_start(claims).await?).into_response())
 }
 
 #[derive(Deserialize)]

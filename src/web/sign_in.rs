@@ -283,11 +283,40 @@ async fn mfa_page(
 
 /// A code from the form, or a passkey's answer from the passkey script.
 #[derive(Deserialize)]
-struct SecondFactorForm {
+pub(super) struct SecondFactorForm {
     #[serde(default)]
     code: String,
     #[serde(flatten)]
     passkey: Option<PasskeyForm>,
+}
+
+/// What a `SecondFactorForm` gives, read: `as_proof` lends it to a service.
+pub(super) enum GivenProof {
+    Code(String),
+    Passkey { challenge_id: String, credential: Box<webauthn_rs_core::proto::PublicKeyCredential> },
+}
+
+impl SecondFactorForm {
+    pub fn given(self) -> Result<GivenProof, Error> {
+        match self.passkey {
+            None => Ok(GivenProof::Code(self.code)),
+            Some(passkey) => {
+                let credential = Box::new(passkey.credential()?);
+                Ok(GivenProof::Passkey { challenge_id: passkey.challenge_id, credential })
+            }
+        }
+    }
+}
+
+impl GivenProof {
+    pub fn as_proof(&self) -> Proof<'_> {
+        match self {
+            GivenProof::Code(code) => Proof::Code(code),
+            GivenProof::Passkey { challenge_id, credential } => {
+                Proof::Passkey { challenge_id, credential: credential.as_ref() }
+            }
+        }
+    }
 }
 
 async fn mfa_submit(
@@ -297,19 +326,11 @@ async fn mfa_submit(
     SessionForm(session, form): SessionForm<SecondFactorForm>,
 ) -> Result<Response, PageError> {
     let step_up = matches!(session.state, BrowserState::SignedIn { .. });
-    let result = async {
-        let credential = form.passkey.as_ref().map(|p| p.credential().map(|c| (p, c))).transpose()?;
-        let proof = match &credential {
-            None => Proof::Code(&form.code),
-            Some((passkey, credential)) => Proof::Passkey { challenge_id: &passkey.challenge_id, credential },
-        };
-        if step_up {
-            app.web_step_up(&session, proof, &client).await
-        } else {
-            app.web_second_factor(&session, proof, &client).await
-        }
-    }
-    .await;
+    let result = match form.given() {
+        Ok(given) if step_up => app.web_step_up(&session, given.as_proof(), &client).await,
+        Ok(given) => app.web_second_factor(&session, given.as_proof(), &client).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(step) => Ok(stepped(&app, step, &next.target(&app))),
         // A spent or expired sign-in starts over.

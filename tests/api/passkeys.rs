@@ -556,6 +556,60 @@ async fn a_passkey_steps_a_session_up(app: &TestApp) {
 }
 on_both!(a_passkey_steps_a_session_up);
 
+const NEW_BACKUP_CODES: (&str, &str) = ("/account/mfa/regenerate/options", "/account/mfa/regenerate");
+
+/// The backup codes a page shows, each in `<li><code>`.
+fn codes_in(html: &str) -> Vec<String> {
+    html.split("<li><code>").skip(1).map(|rest| rest.split('<').next().unwrap().to_string()).collect()
+}
+
+/// Whether `code` finishes a password sign-in as the second factor, in a new browser.
+async fn finishes_a_sign_in(app: &TestApp, email: &str, code: &str) -> bool {
+    let browser = browser();
+    let login = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", crate::helpers::csrf_of(&login)), ("username", email.into()), ("password", PASSWORD.into())];
+    assert_eq!(browser.post(app.url("/login")).form(&form).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let mfa = browser.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", crate::helpers::csrf_of(&mfa)), ("code", code.into())];
+    browser.post(app.url("/login/mfa")).form(&form).send().await.unwrap().status() == StatusCode::SEE_OTHER
+}
+
+/// An account whose second factor is a passkey, without TOTP, renews its backup codes on the account page
+/// with the passkey; another account's passkey and a ceremony opened for something else are refused.
+async fn a_passkey_account_renews_its_backup_codes(app: &TestApp) {
+    let email = format!("codes-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (first, _) = app.signed_in_browser(&email).await;
+    let (mut passkey, added) = add_passkey_in_browser(app, &first, true).await;
+    let old_codes = codes_in(&added);
+    assert_eq!(old_codes.len(), 10);
+    let browser = passkey_browser(app, &mut passkey).await;
+    let account = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains(r#"data-options="/account/mfa/regenerate/options""#), "{account}");
+
+    let (_, stranger) = app.new_user().await;
+    let (mut foreign, _) = add_passkey(app, &token(&stranger, "access_token"), true).await;
+    let (_, refused) = answer_on_page(app, &browser, "/account", NEW_BACKUP_CODES, &mut foreign).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("This passkey was not accepted"));
+    let csrf = crate::helpers::csrf_of(&account);
+    let sign_in = ceremony(app, &browser, SIGN_IN.0, &csrf).await;
+    let form = [
+        ("csrf", csrf),
+        ("challenge_id", sign_in["challenge_id"].as_str().unwrap().to_string()),
+        ("credential", passkey.get(&sign_in["options"]).to_string()),
+    ];
+    let misplaced = browser.post(app.url(NEW_BACKUP_CODES.1)).form(&form).send().await.unwrap();
+    assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, renewed) = answer_on_page(app, &browser, "/account", NEW_BACKUP_CODES, &mut passkey).await;
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let new_codes = codes_in(&renewed.text().await.unwrap());
+    assert_eq!(new_codes.len(), 10);
+    assert!(!finishes_a_sign_in(app, &email, &old_codes[0]).await, "the old codes stop working");
+    assert!(finishes_a_sign_in(app, &email, &new_codes[0]).await);
+}
+on_both!(a_passkey_account_renews_its_backup_codes);
+
 async fn an_admin_sees_and_removes_a_users_passkeys(app: &TestApp) {
     use latchkey::{domain::roles::Role, service::accounts::InitialPassword};
     let (email, pair) = app.new_user().await;
