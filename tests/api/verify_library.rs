@@ -45,6 +45,12 @@ fn forged(header: Value, claims: &Value) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
 
+fn kid_of(jwt: &str) -> String {
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
 fn payload_of(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
@@ -77,9 +83,7 @@ async fn every_kind_of_token_is_judged(app: &TestApp) {
         assert_eq!(verifier.verify(&token).await.unwrap_err(), why);
     }
 
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').next().unwrap()).unwrap()).unwrap();
-    let kid = header["kid"].as_str().unwrap();
+    let kid = &kid_of(&access);
     let claims = payload_of(&access);
     let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})), b64(&claims));
     assert!(verifier.verify(&none).await.is_err(), "alg none");
@@ -161,8 +165,10 @@ async fn rotation_is_picked_up_and_kid_floods_are_bounded(app: &TestApp) {
     assert_eq!(fetches.load(Ordering::SeqCst), fetched, "known keys need no fetch");
 
     latchkey::service::keys::rotate(&app.services.db, &app.services.sealer).await.unwrap();
-    assert!(app.services.reload_keys().await.unwrap());
+    // The server's own periodic reload may pick the new key up first; either way it signs with it now.
+    app.services.reload_keys().await.unwrap();
     let fresh = token(&expect_json(app.login(&email, PASSWORD).await, StatusCode::OK).await, "access_token");
+    assert_ne!(kid_of(&fresh), kid_of(&token(&pair, "access_token")), "signed with the new key");
     tokio::time::sleep(Duration::from_millis(350)).await;
     verifier.verify(&fresh).await.expect("a token signed with the new key");
     assert_eq!(fetches.load(Ordering::SeqCst), fetched + 1);
