@@ -424,13 +424,18 @@ async fn answer_on_page(
     let html = browser.get(app.url(page)).send().await.unwrap().text().await.unwrap();
     let csrf = crate::helpers::csrf_of(&html);
     let start = ceremony(app, browser, options_path, &csrf).await;
+    let form = answer_form(csrf, &start, passkey);
+    (start["options"].clone(), browser.post(app.url(answer_path)).form(&form).send().await.unwrap())
+}
+
+/// The form the page's script posts: `passkey`'s answer to the ceremony `start`.
+fn answer_form(csrf: String, start: &Value, passkey: &mut SoftPasskey) -> [(&'static str, String); 3] {
     let answer = passkey.get(&start["options"]);
-    let form = [
+    [
         ("csrf", csrf),
         ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
         ("credential", answer.to_string()),
-    ];
-    (start["options"].clone(), browser.post(app.url(answer_path)).form(&form).send().await.unwrap())
+    ]
 }
 
 const SIGN_IN: (&str, &str) = ("/login/passkey/options", "/login/passkey");
@@ -515,11 +520,7 @@ async fn a_passkey_steps_a_session_up(app: &TestApp) {
     let other_page = other.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
     let start = ceremony(app, &other, SECOND_FACTOR.0, &crate::helpers::csrf_of(&other_page)).await;
     let page = passkey_only.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("csrf", crate::helpers::csrf_of(&page)),
-        ("challenge_id", start["challenge_id"].as_str().unwrap().to_string()),
-        ("credential", passkey.get(&start["options"]).to_string()),
-    ];
+    let form = answer_form(crate::helpers::csrf_of(&page), &start, &mut passkey);
     let misplaced = passkey_only.post(app.url("/login/mfa")).form(&form).send().await.unwrap();
     assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!gave_two_factors(app, &passkey_only).await);
@@ -528,11 +529,7 @@ async fn a_passkey_steps_a_session_up(app: &TestApp) {
     let page = passkey_only.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
     let csrf = crate::helpers::csrf_of(&page);
     let sign_in = ceremony(app, &passkey_only, SIGN_IN.0, &csrf).await;
-    let form = [
-        ("csrf", csrf),
-        ("challenge_id", sign_in["challenge_id"].as_str().unwrap().to_string()),
-        ("credential", passkey.get(&sign_in["options"]).to_string()),
-    ];
+    let form = answer_form(csrf, &sign_in, &mut passkey);
     let misplaced = passkey_only.post(app.url("/login/mfa")).form(&form).send().await.unwrap();
     assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let (_, stranger) = app.new_user().await;
@@ -593,11 +590,7 @@ async fn a_passkey_account_renews_its_backup_codes(app: &TestApp) {
     assert!(refused.text().await.unwrap().contains("This passkey was not accepted"));
     let csrf = crate::helpers::csrf_of(&account);
     let sign_in = ceremony(app, &browser, SIGN_IN.0, &csrf).await;
-    let form = [
-        ("csrf", csrf),
-        ("challenge_id", sign_in["challenge_id"].as_str().unwrap().to_string()),
-        ("credential", passkey.get(&sign_in["options"]).to_string()),
-    ];
+    let form = answer_form(csrf, &sign_in, &mut passkey);
     let misplaced = browser.post(app.url(NEW_BACKUP_CODES.1)).form(&form).send().await.unwrap();
     assert_eq!(misplaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
